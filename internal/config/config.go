@@ -1,0 +1,229 @@
+// Package config loads Beacon's configuration from environment variables into
+// one typed struct, with every default in one place.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beaconhq/beacon/internal/netguard"
+)
+
+// Environment names the deployment environment. Some safety checks are
+// relaxed only in development.
+type Environment string
+
+// Known environments.
+const (
+	Development Environment = "development"
+	Production  Environment = "production"
+)
+
+// Config is Beacon's whole configuration. Field comments name the variable.
+type Config struct {
+	Env         Environment // BEACON_ENV
+	DatabaseURL string      // DATABASE_URL (a secret: never log it unmasked)
+
+	HTTPAddr string // BEACON_HTTP_ADDR: public API
+	OpsAddr  string // BEACON_OPS_ADDR: health, pprof (and metrics); never public
+
+	ShutdownTimeout time.Duration // BEACON_SHUTDOWN_TIMEOUT
+	LogLevel        string        // BEACON_LOG_LEVEL: debug|info|warn|error
+	LogFormat       string        // BEACON_LOG_FORMAT: json|text
+
+	WorkerConcurrency int           // BEACON_WORKER_CONCURRENCY: parallel checks per worker process
+	SchedulerInterval time.Duration // BEACON_SCHEDULER_INTERVAL: how often due checks are enqueued
+	SchedulerBatch    int           // BEACON_SCHEDULER_BATCH: monitors enqueued per transaction
+	ResultRetention   time.Duration // BEACON_RESULT_RETENTION: check results older than this are pruned
+	CheckAllow        []netip.Prefix
+	CheckAllowRaw     string // BEACON_CHECK_ALLOW_CIDRS: private ranges checks may reach (empty: none)
+	MigrateOnStart    bool   // BEACON_MIGRATE_ON_START: `beacon all` applies migrations before serving
+}
+
+// Var documents one environment variable. The README's table mirrors Vars.
+type Var struct {
+	Name, Default, Meaning string
+}
+
+// Vars lists every variable Beacon reads, with its default.
+var Vars = []Var{
+	{"DATABASE_URL", "", "PostgreSQL URL (`make run` starts a local server when unset)"},
+	{"BEACON_ENV", "development", "`development` or `production`"},
+	{"BEACON_HTTP_ADDR", ":8080", "listen address of the public API"},
+	{"BEACON_OPS_ADDR", ":9464", "listen address of the internal ops port (health, pprof); never publish it"},
+	{"BEACON_SHUTDOWN_TIMEOUT", "20s", "time allowed to drain HTTP and jobs on SIGINT/SIGTERM"},
+	{"BEACON_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"BEACON_LOG_FORMAT", "text in development, json otherwise", "`json` or `text`"},
+	{"BEACON_WORKER_CONCURRENCY", "50", "checks run in parallel by one worker process (1-1000)"},
+	{"BEACON_SCHEDULER_INTERVAL", "5s", "how often the leader enqueues due checks (1s-1m)"},
+	{"BEACON_SCHEDULER_BATCH", "500", "monitors enqueued per scheduler transaction (1-10000)"},
+	{"BEACON_RESULT_RETENTION", "720h", "check results older than this are pruned hourly (>= 1h)"},
+	{"BEACON_CHECK_ALLOW_CIDRS", "", "comma-separated private CIDRs checks may reach (default: none)"},
+	{"BEACON_MIGRATE_ON_START", "true", "`beacon all` migrates before serving (`api`/`worker` never do)"},
+}
+
+// Load reads the configuration through getenv. The error names the variable
+// at fault in one line.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	c := Config{
+		Env:           Environment(get("BEACON_ENV")),
+		DatabaseURL:   getenv("DATABASE_URL"),
+		HTTPAddr:      get("BEACON_HTTP_ADDR"),
+		OpsAddr:       get("BEACON_OPS_ADDR"),
+		LogLevel:      get("BEACON_LOG_LEVEL"),
+		LogFormat:     strings.TrimSpace(getenv("BEACON_LOG_FORMAT")),
+		CheckAllowRaw: get("BEACON_CHECK_ALLOW_CIDRS"),
+	}
+	var errs []string
+	fail := func(name, format string, args ...any) {
+		errs = append(errs, name+": "+fmt.Sprintf(format, args...))
+	}
+
+	switch c.Env {
+	case Development, Production:
+	default:
+		fail("BEACON_ENV", "%q is not one of development, production", c.Env)
+	}
+	if c.DatabaseURL != "" {
+		if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+			fail("DATABASE_URL", "%v", err)
+		}
+	}
+	for _, a := range []struct{ name, addr string }{{"BEACON_HTTP_ADDR", c.HTTPAddr}, {"BEACON_OPS_ADDR", c.OpsAddr}} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			fail(a.name, "%q is not host:port", a.addr)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			fail(a.name, "%q has an invalid port", a.addr)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		fail("BEACON_LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "":
+		c.LogFormat = "json"
+		if c.Env == Development {
+			c.LogFormat = "text"
+		}
+	case "json", "text":
+	default:
+		fail("BEACON_LOG_FORMAT", "%q is not one of json, text", c.LogFormat)
+	}
+
+	var err error
+	if c.ShutdownTimeout, err = duration(get("BEACON_SHUTDOWN_TIMEOUT"), time.Second, 10*time.Minute); err != nil {
+		fail("BEACON_SHUTDOWN_TIMEOUT", "%v", err)
+	}
+	if c.SchedulerInterval, err = duration(get("BEACON_SCHEDULER_INTERVAL"), time.Second, time.Minute); err != nil {
+		fail("BEACON_SCHEDULER_INTERVAL", "%v", err)
+	}
+	if c.ResultRetention, err = duration(get("BEACON_RESULT_RETENTION"), time.Hour, 100*365*24*time.Hour); err != nil {
+		fail("BEACON_RESULT_RETENTION", "%v", err)
+	}
+	if c.WorkerConcurrency, err = integer(get("BEACON_WORKER_CONCURRENCY"), 1, 1000); err != nil {
+		fail("BEACON_WORKER_CONCURRENCY", "%v", err)
+	}
+	if c.SchedulerBatch, err = integer(get("BEACON_SCHEDULER_BATCH"), 1, 10000); err != nil {
+		fail("BEACON_SCHEDULER_BATCH", "%v", err)
+	}
+	if c.CheckAllow, err = netguard.ParsePrefixes(c.CheckAllowRaw); err != nil {
+		fail("BEACON_CHECK_ALLOW_CIDRS", "%v", err)
+	}
+	if c.MigrateOnStart, err = strconv.ParseBool(get("BEACON_MIGRATE_ON_START")); err != nil {
+		fail("BEACON_MIGRATE_ON_START", "%q is not a boolean", get("BEACON_MIGRATE_ON_START"))
+	}
+	if len(errs) > 0 {
+		// One line, so the message reads well in a terminal and a log.
+		return Config{}, errors.New("config: " + strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// RequireDatabase reports a clear error when a role that needs PostgreSQL has
+// no DATABASE_URL.
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return errors.New("config: DATABASE_URL: required (e.g. postgres://user:pass@localhost:5432/beacon); `make run` sets one up")
+	}
+	return nil
+}
+
+// MaskedDatabaseURL returns DATABASE_URL with its password replaced, for logs.
+func (c Config) MaskedDatabaseURL() string {
+	return MaskURL(c.DatabaseURL)
+}
+
+// MaskURL hides the password of a URL; unparsable input is hidden whole.
+func MaskURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable>"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+func checkDatabaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Do not echo the value: it may hold a password.
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return fmt.Errorf("scheme %q is not postgres:// or postgresql://", u.Scheme)
+	}
+	return nil
+}
+
+func duration(s string, lo, hi time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 30s or 5m", s)
+	}
+	if d < lo || d > hi {
+		return 0, fmt.Errorf("%s is outside [%s, %s]", d, lo, hi)
+	}
+	return d, nil
+}
+
+func integer(s string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer", s)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is outside [%d, %d]", n, lo, hi)
+	}
+	return n, nil
+}
