@@ -1,0 +1,110 @@
+// Package jobs builds Beacon's River client: one queue for every role, with
+// workers only where the role works jobs.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Options configure the client.
+type Options struct {
+	Workers *river.Workers
+	// Work makes the client work jobs; otherwise it only inserts them (the
+	// API role) and PeriodicJobs are ignored.
+	Work         bool
+	Queues       map[string]river.QueueConfig
+	PeriodicJobs []*river.PeriodicJob
+	Logger       *slog.Logger
+	// RescueAfter is how long a job may stay running before River assumes
+	// its worker died and makes it available again.
+	RescueAfter time.Duration
+	// ID names the client in River's tables (leader election); default: River's.
+	ID string
+}
+
+// NewClient returns a River client on pool.
+func NewClient(pool *pgxpool.Pool, o Options) (*river.Client[pgx.Tx], error) {
+	cfg := &river.Config{
+		Workers:              o.Workers,
+		Logger:               o.Logger,
+		RescueStuckJobsAfter: o.RescueAfter,
+		ID:                   o.ID,
+	}
+	if o.Work {
+		cfg.Queues = o.Queues
+		cfg.PeriodicJobs = o.PeriodicJobs
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
+
+// Stop stops a working client gracefully: running jobs get until ctx's
+// deadline to finish (soft stop); then their contexts are cancelled and River
+// waits briefly for them to return (hard stop). Cancelled jobs are retried
+// later, so none is lost.
+func Stop(ctx context.Context, client *river.Client[pgx.Tx], hardGrace time.Duration) error {
+	err := client.Stop(ctx)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hardGrace)
+	defer cancel()
+	return client.StopAndCancel(hardCtx)
+}
+
+// ErrJobNotFound means no job has the id.
+var ErrJobNotFound = errors.New("job not found")
+
+// Get returns a job row.
+func Get(ctx context.Context, client *river.Client[pgx.Tx], id int64) (*rivertype.JobRow, error) {
+	job, err := client.JobGet(ctx, id)
+	if errors.Is(err, river.ErrNotFound) {
+		return nil, ErrJobNotFound
+	}
+	return job, err
+}
+
+// Finalized reports whether a job reached a state it will not leave.
+func Finalized(s rivertype.JobState) bool {
+	switch s {
+	case rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
+		return true
+	}
+	return false
+}
+
+// Wait polls a job until it is finalized or maxWait has passed, and returns
+// its last row. Polling (backing off to 200 ms) works whichever process
+// works the job.
+func Wait(ctx context.Context, client *river.Client[pgx.Tx], id int64, maxWait time.Duration) (*rivertype.JobRow, error) {
+	deadline := time.NewTimer(maxWait)
+	defer deadline.Stop()
+	delay := 10 * time.Millisecond
+	for {
+		job, err := Get(ctx, client, id)
+		if err != nil || Finalized(job.State) {
+			return job, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline.C:
+			return job, nil
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}

@@ -1,0 +1,43 @@
+package monitors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+)
+
+// Service holds the operations that span the store and the job queue.
+type Service struct {
+	Store *Store
+	Jobs  *river.Client[pgx.Tx]
+}
+
+// RunCheck enqueues an immediate check of a monitor and returns the job id.
+// The job is inserted in the transaction that finds the monitor, so a check
+// is never enqueued for a monitor deleted at the same moment.
+func (s *Service) RunCheck(ctx context.Context, id int64) (int64, error) {
+	tx, err := s.Store.Pool().Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	var one int
+	err = tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 FOR SHARE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, notFound(id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
+	}
+	res, err := s.Jobs.InsertTx(ctx, tx, CheckArgs{MonitorID: id, Manual: true}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
+	}
+	return res.Job.ID, nil
+}

@@ -1,0 +1,374 @@
+package monitors
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/beaconhq/beacon/internal/apperr"
+)
+
+// Store reads and writes monitors and results in PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// NewStore returns a Store on pool. now is the clock; nil means time.Now.
+func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, now: now}
+}
+
+// Pool returns the store's pool, for callers that open a transaction that
+// spans the store and the job queue.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+const monitorColumns = `id, name, url, method, interval_seconds, timeout_ms, expected_status,
+	enabled, state, last_checked_at, next_check_at, created_at, updated_at`
+
+func scanMonitor(row pgx.Row) (Monitor, error) {
+	var m Monitor
+	err := row.Scan(&m.ID, &m.Name, &m.URL, &m.Method, &m.IntervalSeconds, &m.TimeoutMS, &m.ExpectedStatus,
+		&m.Enabled, &m.State, &m.LastCheckedAt, &m.NextCheckAt, &m.CreatedAt, &m.UpdatedAt)
+	return m, err
+}
+
+func notFound(id int64) error {
+	return apperr.Errorf(apperr.NotFound, "monitor %d not found", id)
+}
+
+// Create validates spec and stores a new monitor, due for a first check now.
+func (s *Store) Create(ctx context.Context, spec Spec) (Monitor, error) {
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return Monitor{}, err
+	}
+	m, err := scanMonitor(s.pool.QueryRow(ctx, `
+		INSERT INTO monitors (name, url, method, interval_seconds, timeout_ms, expected_status, enabled, next_check_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		RETURNING `+monitorColumns,
+		spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, s.now()))
+	if err != nil {
+		return Monitor{}, fmt.Errorf("create monitor: %w", err)
+	}
+	return m, nil
+}
+
+// Get returns one monitor.
+func (s *Store) Get(ctx context.Context, id int64) (Monitor, error) {
+	m, err := scanMonitor(s.pool.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Monitor{}, notFound(id)
+	}
+	if err != nil {
+		return Monitor{}, fmt.Errorf("get monitor %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// List returns up to limit monitors with an id greater than after, by id.
+func (s *Store) List(ctx context.Context, after int64, limit int) ([]Monitor, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list monitors: %w", err)
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Monitor, error) { return scanMonitor(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list monitors: %w", err)
+	}
+	return ms, nil
+}
+
+// Update applies change to the monitor's spec under a row lock, validates
+// the outcome and stores it. A re-enabled monitor is due at once; a shorter
+// interval brings the next check forward.
+func (s *Store) Update(ctx context.Context, id int64, change func(*Spec)) (Monitor, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+
+	old, err := scanMonitor(tx.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 FOR UPDATE`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Monitor{}, notFound(id)
+	}
+	if err != nil {
+		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
+	}
+	spec := old.Spec
+	spec.ExpectedStatus = append([]int(nil), old.ExpectedStatus...)
+	change(&spec)
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		return Monitor{}, err
+	}
+	now := s.now()
+	next := old.NextCheckAt
+	if spec.Enabled && !old.Enabled {
+		next = now
+	} else if soonest := now.Add(time.Duration(spec.IntervalSeconds) * time.Second); next.After(soonest) {
+		next = soonest
+	}
+	m, err := scanMonitor(tx.QueryRow(ctx, `
+		UPDATE monitors SET name = $2, url = $3, method = $4, interval_seconds = $5, timeout_ms = $6,
+			expected_status = $7, enabled = $8, next_check_at = $9, updated_at = $10
+		WHERE id = $1
+		RETURNING `+monitorColumns,
+		id, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, next, now))
+	if err != nil {
+		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// Delete removes a monitor and its results.
+func (s *Store) Delete(ctx context.Context, id int64) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM monitors WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete monitor %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound(id)
+	}
+	return nil
+}
+
+// RecordResult stores a check result and the monitor's new state in tx, so
+// the caller can complete the job that produced it in the same transaction.
+func (s *Store) RecordResult(ctx context.Context, tx pgx.Tx, r Result) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO check_results (monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error)
+		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), NULLIF($8, ''))
+		RETURNING id`,
+		r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS, r.StatusCode, r.OK, r.ErrorKind, r.Error).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("record result of monitor %d: %w", r.MonitorID, err)
+	}
+	state := StateDown
+	if r.OK {
+		state = StateUp
+	}
+	// A late result must not overwrite a newer one's state.
+	if _, err := tx.Exec(ctx, `
+		UPDATE monitors SET state = $2, last_checked_at = $3
+		WHERE id = $1 AND (last_checked_at IS NULL OR last_checked_at <= $3)`,
+		r.MonitorID, state, r.CheckedAt); err != nil {
+		return 0, fmt.Errorf("update state of monitor %d: %w", r.MonitorID, err)
+	}
+	return id, nil
+}
+
+const resultColumns = `id, monitor_id, job_id, checked_at, duration_ms, status_code, ok,
+	coalesce(error_kind, ''), coalesce(error, '')`
+
+func scanResult(row pgx.Row) (Result, error) {
+	var r Result
+	err := row.Scan(&r.ID, &r.MonitorID, &r.JobID, &r.CheckedAt, &r.DurationMS, &r.StatusCode, &r.OK, &r.ErrorKind, &r.Error)
+	return r, err
+}
+
+// ResultByJob returns the result a check job stored, if any.
+func (s *Store) ResultByJob(ctx context.Context, jobID int64) (Result, error) {
+	r, err := scanResult(s.pool.QueryRow(ctx, `SELECT `+resultColumns+` FROM check_results WHERE job_id = $1`, jobID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Result{}, apperr.Errorf(apperr.NotFound, "job %d stored no result", jobID)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("result of job %d: %w", jobID, err)
+	}
+	return r, nil
+}
+
+// ResultQuery selects a page of results, newest first.
+type ResultQuery struct {
+	From, To time.Time // [From, To)
+	Cursor   string    // from a previous page; empty for the first
+	Limit    int
+}
+
+// ResultPage is one page of results; NextCursor is empty on the last page.
+type ResultPage struct {
+	Items      []Result `json:"items"`
+	NextCursor string   `json:"next_cursor,omitempty"`
+}
+
+// Cursors are opaque to clients: base64 of "unixnano.id" of the last item.
+func encodeCursor(r Result) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(r.CheckedAt.UnixNano(), 10) + "." + strconv.FormatInt(r.ID, 10)))
+}
+
+func decodeCursor(c string) (time.Time, int64, error) {
+	bad := apperr.InvalidField("cursor", "is not a cursor returned by this API")
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, 0, bad
+	}
+	ts, id, ok := strings.Cut(string(raw), ".")
+	if !ok {
+		return time.Time{}, 0, bad
+	}
+	ns, err1 := strconv.ParseInt(ts, 10, 64)
+	n, err2 := strconv.ParseInt(id, 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, 0, bad
+	}
+	return time.Unix(0, ns), n, nil
+}
+
+// Results returns a page of a monitor's results in [From, To), newest first.
+func (s *Store) Results(ctx context.Context, monitorID int64, q ResultQuery) (ResultPage, error) {
+	if _, err := s.Get(ctx, monitorID); err != nil {
+		return ResultPage{}, err
+	}
+	// Without a cursor, start just past To: (To, MaxInt64) sorts after every row in range.
+	beforeAt, beforeID := q.To, int64(math.MaxInt64)
+	if q.Cursor != "" {
+		var err error
+		if beforeAt, beforeID, err = decodeCursor(q.Cursor); err != nil {
+			return ResultPage{}, err
+		}
+		if beforeAt.After(q.To) {
+			beforeAt, beforeID = q.To, math.MaxInt64
+		}
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+resultColumns+` FROM check_results
+		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3 AND (checked_at, id) < ($4, $5)
+		ORDER BY checked_at DESC, id DESC
+		LIMIT $6`,
+		monitorID, q.From, q.To, beforeAt, beforeID, q.Limit+1)
+	if err != nil {
+		return ResultPage{}, fmt.Errorf("results of monitor %d: %w", monitorID, err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Result, error) { return scanResult(r) })
+	if err != nil {
+		return ResultPage{}, fmt.Errorf("results of monitor %d: %w", monitorID, err)
+	}
+	page := ResultPage{Items: items}
+	if len(items) > q.Limit {
+		page.Items = items[:q.Limit]
+		page.NextCursor = encodeCursor(page.Items[q.Limit-1])
+	}
+	if page.Items == nil {
+		page.Items = []Result{}
+	}
+	return page, nil
+}
+
+// Stats summarises a monitor's checks in [from, to) per bucket, computed in
+// SQL. Buckets are aligned on multiples of bucket since the Unix epoch (the
+// first may start before from), and only buckets holding checks are returned.
+func (s *Store) Stats(ctx context.Context, monitorID int64, from, to time.Time, bucket time.Duration) ([]Bucket, error) {
+	if _, err := s.Get(ctx, monitorID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT date_bin(make_interval(secs => $4), checked_at, timestamptz 'epoch') AS bucket,
+		       count(*),
+		       count(*) FILTER (WHERE ok),
+		       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
+		FROM check_results
+		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3
+		GROUP BY 1
+		ORDER BY 1`,
+		monitorID, from, to, bucket.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("stats of monitor %d: %w", monitorID, err)
+	}
+	buckets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Bucket, error) {
+		var b Bucket
+		var p []float64
+		if err := r.Scan(&b.Start, &b.Checks, &b.Successes, &p); err != nil {
+			return b, err
+		}
+		if len(p) == 3 {
+			b.P50MS, b.P95MS, b.P99MS = p[0], p[1], p[2]
+		}
+		if b.Checks > 0 {
+			b.Uptime = float64(b.Successes) / float64(b.Checks)
+		}
+		return b, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stats of monitor %d: %w", monitorID, err)
+	}
+	if buckets == nil {
+		buckets = []Bucket{}
+	}
+	return buckets, nil
+}
+
+// Due is a check slot claimed by the scheduler.
+type Due struct {
+	MonitorID int64
+	Slot      time.Time
+}
+
+// ClaimDue takes up to limit enabled monitors whose next check is due, in
+// tx, and moves each one's next slot past now (skipping slots missed while
+// nothing ran). Rows locked by a concurrent scheduler are skipped, so two
+// schedulers never claim the same slot.
+func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, error) {
+	rows, err := tx.Query(ctx, `
+		WITH due AS (
+			SELECT id, next_check_at, interval_seconds
+			FROM monitors
+			WHERE enabled AND next_check_at <= $1
+			ORDER BY next_check_at
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED
+		)
+		UPDATE monitors m
+		SET next_check_at = due.next_check_at + make_interval(secs => due.interval_seconds *
+			(floor(extract(epoch FROM $1::timestamptz - due.next_check_at) / due.interval_seconds) + 1))
+		FROM due
+		WHERE m.id = due.id
+		RETURNING m.id, due.next_check_at`,
+		s.now(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim due monitors: %w", err)
+	}
+	due, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Due])
+	if err != nil {
+		return nil, fmt.Errorf("claim due monitors: %w", err)
+	}
+	return due, nil
+}
+
+// PruneResults deletes results older than before, batch rows per statement so
+// no statement holds locks for long, until none are left or ctx ends.
+func (s *Store) PruneResults(ctx context.Context, before time.Time, batch int) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `
+			DELETE FROM check_results WHERE id IN (
+				SELECT id FROM check_results WHERE checked_at < $1 ORDER BY checked_at LIMIT $2)`,
+			before, batch)
+		if err != nil {
+			return total, fmt.Errorf("prune results: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return total, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+	}
+}

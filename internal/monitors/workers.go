@@ -1,0 +1,242 @@
+package monitors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/beaconhq/beacon/internal/apperr"
+)
+
+// Queues used by this domain. Checks get their own queue so a slow target
+// never delays the scheduler or maintenance.
+const (
+	QueueChecks = "checks"
+)
+
+// CheckArgs asks for one check of a monitor. Scheduled checks carry their
+// slot, which makes them unique: a slot is never checked twice.
+type CheckArgs struct {
+	MonitorID int64      `json:"monitor_id"`
+	Slot      *time.Time `json:"slot,omitempty"`
+	Manual    bool       `json:"manual,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (CheckArgs) Kind() string { return "check" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts. Only infrastructure
+// errors reach River (a failing target is a result), so a few attempts do.
+func (a CheckArgs) InsertOpts() river.InsertOpts {
+	opts := river.InsertOpts{Queue: QueueChecks, MaxAttempts: 3}
+	if a.Slot != nil {
+		opts.UniqueOpts = river.UniqueOpts{ByArgs: true}
+	}
+	return opts
+}
+
+// CheckOutput is what a check job records as its output.
+type CheckOutput struct {
+	ResultID int64  `json:"result_id,omitempty"`
+	OK       bool   `json:"ok"`
+	Skipped  string `json:"skipped,omitempty"`
+}
+
+// CheckWorker runs checks and stores their results.
+type CheckWorker struct {
+	river.WorkerDefaults[CheckArgs]
+	Store   *Store
+	Checker *Checker
+}
+
+// Timeout bounds a check job: the longest allowed check plus room to store it.
+func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration {
+	return MaxTimeout + 15*time.Second
+}
+
+// Work implements river.Worker.
+func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
+	m, err := w.Store.Get(ctx, job.Args.MonitorID)
+	if apperr.CodeOf(err) == apperr.NotFound {
+		return river.JobCancel(fmt.Errorf("monitor %d no longer exists", job.Args.MonitorID))
+	}
+	if err != nil {
+		return err
+	}
+	if !m.Enabled && !job.Args.Manual {
+		return river.RecordOutput(ctx, CheckOutput{Skipped: "monitor disabled"})
+	}
+
+	res := w.Checker.Check(ctx, m)
+	// Stopped (shutdown, job timeout) while checking: the check says nothing
+	// about the target, so leave the job to be retried rather than store it.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("check of monitor %d interrupted: %w", m.ID, err)
+	}
+	res.JobID = &job.ID
+
+	tx, err := w.Store.Pool().Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	if res.ID, err = w.Store.RecordResult(ctx, tx, res); err != nil {
+		return err
+	}
+	if err := river.RecordOutput(ctx, CheckOutput{ResultID: res.ID, OK: res.OK}); err != nil {
+		return err
+	}
+	// Completing the job in the same transaction as the result means a
+	// crash between the two can neither lose the result nor store it twice.
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return fmt.Errorf("complete check job: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// ScheduleArgs asks the scheduler to enqueue every due check.
+type ScheduleArgs struct{}
+
+// Kind implements river.JobArgs.
+func (ScheduleArgs) Kind() string { return "schedule_checks" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: while one scheduler job
+// is pending or running, ticks add none, so a slow tick never piles up.
+func (ScheduleArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		MaxAttempts: 1,
+		UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+		}},
+	}
+}
+
+// ScheduleWorker enqueues due checks in batches.
+type ScheduleWorker struct {
+	river.WorkerDefaults[ScheduleArgs]
+	Store *Store
+	Batch int
+	Log   *slog.Logger
+}
+
+// Work implements river.Worker.
+func (w *ScheduleWorker) Work(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	n, err := EnqueueDue(ctx, w.Store, client, w.Batch)
+	if n > 0 {
+		w.Log.DebugContext(ctx, "enqueued checks", "count", n)
+	}
+	return err
+}
+
+// maxBatchesPerRun bounds one scheduler run; what is left waits for the next tick.
+const maxBatchesPerRun = 100
+
+// EnqueueDue claims due monitors and inserts their check jobs, batch at a
+// time, each batch in one transaction with the claim: a slot is enqueued
+// exactly when it is claimed. It returns the number of checks enqueued.
+func EnqueueDue(ctx context.Context, store *Store, client *river.Client[pgx.Tx], batch int) (int, error) {
+	total := 0
+	for range maxBatchesPerRun {
+		n, err := enqueueBatch(ctx, store, client, batch)
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func enqueueBatch(ctx context.Context, store *Store, client *river.Client[pgx.Tx], batch int) (int, error) {
+	tx, err := store.Pool().Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue due checks: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	due, err := store.ClaimDue(ctx, tx, batch)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	params := make([]river.InsertManyParams, len(due))
+	for i, d := range due {
+		slot := d.Slot.UTC()
+		args := CheckArgs{MonitorID: d.MonitorID, Slot: &slot}
+		opts := args.InsertOpts()
+		params[i] = river.InsertManyParams{Args: args, InsertOpts: &opts}
+	}
+	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+		return 0, fmt.Errorf("enqueue due checks: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("enqueue due checks: %w", err)
+	}
+	return len(due), nil
+}
+
+// PruneArgs asks for results past the retention period to be deleted.
+type PruneArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PruneArgs) Kind() string { return "prune_results" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (PruneArgs) InsertOpts() river.InsertOpts {
+	return ScheduleArgs{}.InsertOpts()
+}
+
+// PruneWorker deletes old results in small batches.
+type PruneWorker struct {
+	river.WorkerDefaults[PruneArgs]
+	Store     *Store
+	Retention time.Duration
+	Log       *slog.Logger
+}
+
+// Timeout lets a large first prune run; it stops between batches anyway.
+func (w *PruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return 30 * time.Minute }
+
+// Work implements river.Worker.
+func (w *PruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
+	n, err := w.Store.PruneResults(ctx, w.Store.now().Add(-w.Retention), 5000)
+	if n > 0 {
+		w.Log.InfoContext(ctx, "pruned check results", "count", n, "retention", w.Retention.String())
+	}
+	return err
+}
+
+// Deps are what this domain's workers need.
+type Deps struct {
+	Store             *Store
+	Checker           *Checker
+	Log               *slog.Logger
+	SchedulerInterval time.Duration
+	SchedulerBatch    int
+	Retention         time.Duration
+}
+
+// AddWorkers registers this domain's workers.
+func AddWorkers(workers *river.Workers, d Deps) {
+	river.AddWorker(workers, &CheckWorker{Store: d.Store, Checker: d.Checker})
+	river.AddWorker(workers, &ScheduleWorker{Store: d.Store, Batch: d.SchedulerBatch, Log: d.Log})
+	river.AddWorker(workers, &PruneWorker{Store: d.Store, Retention: d.Retention, Log: d.Log})
+}
+
+// PeriodicJobs returns this domain's periodic jobs. River runs them on the
+// elected leader only, so several worker replicas schedule each tick once.
+func PeriodicJobs(d Deps) []*river.PeriodicJob {
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(d.SchedulerInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return ScheduleArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "schedule_checks", RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return PruneArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "prune_results", RunOnStart: true}),
+	}
+}
