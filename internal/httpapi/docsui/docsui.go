@@ -1,0 +1,198 @@
+// Package docsui serves the interactive API documentation (Swagger UI) from
+// assets embedded in the binary.
+//
+// huma's built-in /docs page pulls its scripts and styles from a CDN, which
+// fails on air-gapped deployments and widens the page's CSP. Vendoring
+// swagger-ui-dist (see scripts/vendor-swagger-ui.sh) keeps the docs working
+// offline under a strict `script-src 'self'` policy.
+package docsui
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed index.html init.js assets
+var files embed.FS
+
+// csp allows only same-origin scripts so a compromised spec or injected
+// markup cannot load code from elsewhere; Swagger UI sets style attributes
+// at run time, hence 'unsafe-inline' for styles only.
+const csp = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " +
+	"script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+
+const (
+	// The vendored files are referenced from index.html with ?v=<version>,
+	// so a swagger-ui upgrade changes their URL and a long cache is safe.
+	cacheImmutable = "public, max-age=31536000, immutable"
+	// Everything else must be revalidated so a redeploy takes effect at once;
+	// the ETag makes that revalidation cheap.
+	cacheRevalidate = "no-cache"
+)
+
+// asset is a file ready to be served, precomputed once so requests do no
+// template or hashing work.
+type asset struct {
+	body        []byte
+	contentType string
+	cache       string
+	etag        string
+	html        bool
+}
+
+// Handler returns an http.Handler serving the docs UI at prefix (e.g.
+// "/docs") that loads the OpenAPI document from specURL.
+//
+// The handler expects the full request path, so mount it at both prefix and
+// prefix+"/" without http.StripPrefix. specURL should be same-origin (for
+// example "/openapi.json"): the page's CSP only allows same-origin fetches,
+// which also applies to "Try it out" requests and OAuth2 token requests.
+//
+// Handler panics if the embedded assets are missing, which can only happen
+// if the package was built without running the vendoring script.
+func Handler(prefix, specURL string) http.Handler {
+	prefix = "/" + strings.Trim(prefix, "/")
+	base := prefix + "/"
+	if prefix == "/" {
+		prefix = ""
+		base = "/"
+	}
+
+	version := strings.TrimSpace(string(mustRead("assets/VERSION")))
+	initJS := mustRead("init.js")
+
+	var index bytes.Buffer
+	tmpl := template.Must(template.New("index.html").Parse(string(mustRead("index.html"))))
+	err := tmpl.Execute(&index, struct {
+		SpecURL, Base, Version, InitHash string
+	}{
+		SpecURL:  specURL,
+		Base:     base,
+		Version:  version,
+		InitHash: etagOf(initJS)[1:13],
+	})
+	if err != nil {
+		panic("docsui: render index.html: " + err.Error())
+	}
+
+	assets := map[string]*asset{
+		"init.js": newAsset("init.js", initJS),
+	}
+	entries, err := fs.ReadDir(files, "assets")
+	if err != nil {
+		panic("docsui: read embedded assets: " + err.Error())
+	}
+	for _, e := range entries {
+		// VERSION is build metadata, not something the browser needs.
+		if e.IsDir() || e.Name() == "VERSION" {
+			continue
+		}
+		assets[e.Name()] = newAsset(e.Name(), mustRead("assets/"+e.Name()))
+	}
+	for _, name := range []string{"swagger-ui-bundle.js", "swagger-ui.css", "oauth2-redirect.html", "favicon-32x32.png"} {
+		if assets[name] == nil {
+			panic("docsui: missing vendored asset " + name + "; run scripts/vendor-swagger-ui.sh")
+		}
+	}
+
+	return &handler{
+		prefix: prefix,
+		index:  newAsset("index.html", index.Bytes()),
+		assets: assets,
+	}
+}
+
+type handler struct {
+	prefix string
+	index  *asset
+	assets map[string]*asset
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a := h.lookup(r.URL.Path)
+	if a == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		return
+	}
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", a.contentType)
+	hdr.Set("Cache-Control", a.cache)
+	hdr.Set("ETag", a.etag)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if a.html {
+		hdr.Set("Content-Security-Policy", csp)
+	}
+	// ServeContent handles HEAD, If-None-Match and Range for us.
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+}
+
+func (h *handler) lookup(p string) *asset {
+	if p == h.prefix || p == h.prefix+"/" {
+		return h.index
+	}
+	name, ok := strings.CutPrefix(p, h.prefix+"/")
+	if !ok || strings.Contains(name, "/") {
+		return nil
+	}
+	return h.assets[name]
+}
+
+func newAsset(name string, body []byte) *asset {
+	a := &asset{
+		body:        body,
+		contentType: contentType(name),
+		cache:       cacheRevalidate,
+		etag:        etagOf(body),
+		html:        path.Ext(name) == ".html",
+	}
+	if name == "swagger-ui-bundle.js" || name == "swagger-ui.css" {
+		a.cache = cacheImmutable
+	}
+	return a
+}
+
+// contentType is explicit rather than mime.TypeByExtension because the
+// latter consults the host's mime database, which varies between systems
+// (e.g. .js as application/javascript vs text/javascript).
+func contentType(name string) string {
+	switch path.Ext(name) {
+	case ".html":
+		return "text/html; charset=utf-8"
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	case ".png":
+		return "image/png"
+	default:
+		// LICENSE, NOTICE and *.LICENSE.txt.
+		return "text/plain; charset=utf-8"
+	}
+}
+
+func etagOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+func mustRead(name string) []byte {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		panic("docsui: read embedded " + name + ": " + err.Error())
+	}
+	return b
+}

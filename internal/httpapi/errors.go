@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/beaconhq/beacon/internal/apperr"
+)
+
+// problem maps an error to the RFC 9457 problem a client sees. It is the one
+// place where domain errors become HTTP statuses; anything unclassified is
+// logged and answered with a bare 500, so no SQL or internal text leaks.
+func problem(ctx context.Context, log *slog.Logger, err error) error {
+	e, ok := apperr.As(err)
+	if !ok {
+		if ctx.Err() != nil {
+			// The client went away or its deadline passed: nothing to report.
+			return huma.Error503ServiceUnavailable("request cancelled")
+		}
+		log.ErrorContext(ctx, "request failed", "error", err)
+		return huma.Error500InternalServerError("internal error")
+	}
+	switch e.Code {
+	case apperr.NotFound:
+		return huma.Error404NotFound(e.Message)
+	case apperr.Invalid:
+		if e.Field != "" {
+			return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+				Location: e.Field, Message: e.Message,
+			})
+		}
+		return huma.Error422UnprocessableEntity(e.Message)
+	case apperr.Conflict:
+		return huma.Error409Conflict(e.Message)
+	case apperr.Unavailable:
+		return huma.Error503ServiceUnavailable(e.Message)
+	default:
+		log.ErrorContext(ctx, "request failed", "error", err)
+		return huma.Error500InternalServerError("internal error")
+	}
+}
+
+// writeProblem answers outside huma (unknown routes, panics, readiness gate)
+// with the same problem document huma writes.
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(huma.ErrorModel{
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+	})
+}
