@@ -1,0 +1,757 @@
+package beacon_test
+
+// No Docker engine runs where these tests run, so the compose files and the
+// Dockerfile are checked statically: compose-go loads them as `docker compose`
+// would (schema, interpolation, profiles, undefined references), then the
+// checks below enforce the architecture's "Networks and exposure" rules and
+// the hardening of Beacon's own containers. Every check returns the
+// problems it found, so TestComposeChecksCatchProblems can prove each one
+// fails on a bad file.
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	frontTier = "front-tier"
+	backTier  = "back-tier"
+	// opsPort serves health, metrics and pprof: never published.
+	opsPort = 9464
+	// beaconImage is the repository name of the image built from ./Dockerfile.
+	beaconImage = "beacon"
+)
+
+// publicServices may join front-tier and publish ports on every interface.
+// Everything else publishes on 127.0.0.1 only, if at all.
+var publicServices = []string{"api", "dashboard", "grafana"}
+
+// composeFileSets are the combinations of compose files that must load and
+// pass every check. Each is loaded with no profile, with each profile that any
+// of its services declares, and with all profiles at once ("*"). A row without
+// files takes every docker-compose*.yml in the repository root, so a new
+// compose file is covered without touching this table; add a row only for
+// another combination that users are told to run.
+var composeFileSets = []struct {
+	name  string
+	files []string
+}{
+	{name: "core", files: []string{"docker-compose.yml"}},
+	{name: "all-files"},
+}
+
+// projectCheck inspects a loaded project and returns one line per problem.
+type projectCheck struct {
+	name  string
+	check func(*types.Project) []string
+}
+
+// genericChecks hold for every service in every compose file.
+var genericChecks = []projectCheck{
+	{"images are pinned", checkImagesPinned},
+	{"long-running services have healthchecks", checkHealthchecks},
+	{"networks and published ports", checkExposure},
+	{"startup order can complete", checkStartupOrder},
+	{"hardening", checkHardening},
+}
+
+// roleChecks hold for the Beacon roles of the core file.
+var roleChecks = []projectCheck{
+	{"beacon roles", checkBeaconRoles},
+}
+
+func TestComposeProjects(t *testing.T) {
+	t.Parallel()
+
+	for _, set := range composeFileSets {
+		t.Run(set.name, func(t *testing.T) {
+			t.Parallel()
+
+			files := set.files
+			if len(files) == 0 {
+				var err error
+				files, err = filepath.Glob("docker-compose*.yml")
+				require.NoError(t, err)
+				// docker-compose.yml first: later files override earlier ones.
+				slices.SortFunc(files, func(a, b string) int {
+					switch {
+					case a == b:
+						return 0
+					case a == "docker-compose.yml":
+						return -1
+					case b == "docker-compose.yml":
+						return 1
+					}
+					return strings.Compare(a, b)
+				})
+			}
+			require.NotEmpty(t, files)
+			require.Equal(t, "docker-compose.yml", files[0])
+
+			base, err := loadCompose(t.Context(), files)
+			require.NoError(t, err, "load %v", files)
+
+			profileSets := [][]string{nil}
+			for _, p := range declaredProfiles(base) {
+				profileSets = append(profileSets, []string{p})
+			}
+			if len(profileSets) > 1 {
+				profileSets = append(profileSets, []string{"*"})
+			}
+
+			for _, profiles := range profileSets {
+				name := "no-profile"
+				if profiles != nil {
+					name = "profile=" + strings.Join(profiles, ",")
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+
+					project, err := loadCompose(t.Context(), files, profiles...)
+					require.NoError(t, err, "load %v with profiles %v", files, profiles)
+					require.NotEmpty(t, project.Services)
+
+					for _, c := range slices.Concat(genericChecks, roleChecks) {
+						problems := c.check(project)
+						assert.Empty(t, problems, "%s:\n%s", c.name, strings.Join(problems, "\n"))
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestComposeLoaderRejects(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name, yaml, wantErr string
+	}{
+		{
+			name: "unknown key",
+			yaml: `
+services:
+  api:
+    image: beacon:dev
+    healthchek: {test: ["CMD", "true"]}
+`,
+			wantErr: "healthchek",
+		},
+		{
+			name: "undefined dependency",
+			yaml: `
+services:
+  api:
+    image: beacon:dev
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+`,
+			wantErr: "undefined service",
+		},
+		{
+			name: "undefined network",
+			yaml: `
+services:
+  api:
+    image: beacon:dev
+    networks: [front-tier]
+`,
+			wantErr: "undefined network",
+		},
+		{
+			name: "dependency on a service outside the active profiles",
+			yaml: `
+services:
+  grafana:
+    image: grafana/grafana:13.2.0
+    depends_on: [prometheus]
+  prometheus:
+    image: prom/prometheus:v3.14.0
+    profiles: [monitoring]
+`,
+			wantErr: "undefined service",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			_, err := loadCompose(t.Context(), []string{writeFile(t, "docker-compose.yml", tt.yaml)})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}
+
+// TestComposeChecksCatchProblems proves the checks are not vacuous: each
+// mistake in this file must be reported by the check that owns it.
+func TestComposeChecksCatchProblems(t *testing.T) {
+	t.Parallel()
+
+	const bad = `
+name: bad
+services:
+  prometheus:
+    image: prom/prometheus:latest
+    restart: unless-stopped
+    ports:
+      - "9090:9090"
+    networks: [front-tier, back-tier]
+    privileged: true
+    healthcheck: {test: ["CMD", "true"]}
+  exporter:
+    image: example/exporter
+    restart: unless-stopped
+    ports:
+      - "127.0.0.1:9464:9464"
+    networks: [back-tier]
+  loki:
+    image: grafana/loki:3.7.6
+    restart: always
+    healthcheck: {disable: true}
+    networks: [back-tier]
+  stray:
+    image: example/stray@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    healthcheck: {test: ["CMD", "true"]}
+  postgres:
+    image: postgres:17.6-bookworm
+    restart: unless-stopped
+    healthcheck: {test: ["CMD", "pg_isready"]}
+    ports:
+      - "5432:5432"
+    networks: [front-tier, back-tier]
+  migrate:
+    build: .
+    image: beacon:latest
+    command: ["migrate"]
+    restart: unless-stopped
+    depends_on:
+      postgres: {condition: service_healthy}
+      exporter: {condition: service_healthy}
+    networks: [back-tier]
+  worker:
+    build: .
+    command: ["worker"]
+    restart: unless-stopped
+    healthcheck: {test: ["CMD", "/beacon", "healthcheck", "http://127.0.0.1:9464/readyz"]}
+    cap_drop: [NET_RAW]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+    networks: [back-tier]
+networks:
+  front-tier: {}
+  back-tier: {internal: true}
+`
+	project, err := loadCompose(t.Context(), []string{writeFile(t, "docker-compose.yml", bad)})
+	require.NoError(t, err, "the bad file must still be valid compose")
+
+	tests := []struct {
+		check func(*types.Project) []string
+		want  []string
+	}{
+		{checkImagesPinned, []string{
+			`prometheus: image "prom/prometheus:latest" is not pinned`,
+			`exporter: image "example/exporter" is not pinned`,
+			`migrate: image "beacon:latest" is not pinned`,
+			`worker: builds an image without naming it`,
+		}},
+		{checkHealthchecks, []string{
+			"exporter: long-running service has no healthcheck",
+			"loki: healthcheck is disabled",
+			"stray: long-running service has no restart policy",
+		}},
+		{checkExposure, []string{
+			"back-tier is internal",
+			"prometheus: on front-tier",
+			"prometheus: publishes 9090 on all interfaces",
+			"exporter: publishes the ops port 9464",
+			"postgres: on front-tier",
+			"postgres: must be on back-tier only",
+			"postgres: publishes 5432 on all interfaces",
+			"stray: on the implicit default network",
+		}},
+		{checkStartupOrder, []string{
+			`migrate: waits for exporter to be healthy but exporter has no healthcheck`,
+			`worker: waits for migrate to complete but migrate restarts "unless-stopped"`,
+		}},
+		{checkHardening, []string{
+			"prometheus: runs privileged",
+			"worker: must drop ALL capabilities",
+			"worker: must set no-new-privileges",
+			"worker: must run with a read-only root filesystem",
+		}},
+		{checkBeaconRoles, []string{
+			"api: service is missing",
+			`worker: must depend on postgres with condition "service_healthy"`,
+			"worker: wants 2 replicas, has 1",
+			`migrate: restart policy must be "no"`,
+		}},
+	}
+	for _, tt := range tests {
+		problems := tt.check(project)
+		for _, want := range tt.want {
+			assert.True(t, slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, want) }),
+				"want a problem containing %q, got:\n%s", want, strings.Join(problems, "\n"))
+		}
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	t.Parallel()
+
+	dockerfile, err := os.ReadFile("Dockerfile")
+	require.NoError(t, err)
+	gomod, err := os.ReadFile("go.mod")
+	require.NoError(t, err)
+
+	assert.Empty(t, checkDockerfile(string(dockerfile), string(gomod)))
+
+	t.Run("catches problems", func(t *testing.T) {
+		t.Parallel()
+
+		const bad = `
+FROM golang:1.25-bookworm AS build
+RUN go build -o /out/beacon ./cmd/beacon
+FROM alpine
+COPY --from=build /out/beacon /beacon
+EXPOSE 8080 9464
+ENTRYPOINT ["/beacon"]
+`
+		problems := checkDockerfile(bad, "module x\n\ngo 1.26.8\n")
+		for _, want := range []string{
+			`image "alpine" is not pinned`,
+			"builder Go 1.25 is older than go.mod's go 1.26.8",
+			"EXPOSE publishes the ops port 9464",
+			"final stage must set USER nonroot",
+		} {
+			assert.True(t, slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, want) }),
+				"want a problem containing %q, got:\n%s", want, strings.Join(problems, "\n"))
+		}
+	})
+}
+
+// loadCompose loads files as `docker compose -p beacon -f ... --profile ...`
+// would, with the process environment for interpolation (a .env file is not
+// read, so a developer's local settings do not change the result). Loading validates
+// against the Compose Specification schema (unknown keys fail) and checks
+// references (dependencies, networks, volumes).
+func loadCompose(ctx context.Context, files []string, profiles ...string) (*types.Project, error) {
+	opts, err := cli.NewProjectOptions(files,
+		cli.WithOsEnv,
+		cli.WithProfiles(profiles),
+		cli.WithName("beacon"),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(ctx)
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+// declaredProfiles lists, sorted, every profile any service or job declares.
+func declaredProfiles(p *types.Project) []string {
+	var profiles []string
+	for _, s := range p.AllServices() {
+		profiles = append(profiles, s.Profiles...)
+	}
+	for _, j := range p.AllJobs() {
+		profiles = append(profiles, j.Profiles...)
+	}
+	slices.Sort(profiles)
+	return slices.Compact(profiles)
+}
+
+// workload is a service or a job: anything that runs a container.
+type workload struct {
+	label string
+	types.ContainerSpec
+	types.WorkloadSpec
+}
+
+// workloads returns the enabled services and jobs, sorted for stable output.
+func workloads(p *types.Project) []workload {
+	var ws []workload
+	for _, name := range sortedServiceNames(p) {
+		s := p.Services[name]
+		ws = append(ws, workload{name, s.ContainerSpec, s.WorkloadSpec})
+	}
+	for name, j := range p.Jobs {
+		ws = append(ws, workload{"job " + name, j.ContainerSpec, j.WorkloadSpec})
+	}
+	slices.SortFunc(ws, func(a, b workload) int { return strings.Compare(a.label, b.label) })
+	return ws
+}
+
+func sortedServiceNames(p *types.Project) []string {
+	names := make([]string, 0, len(p.Services))
+	for name := range p.Services {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// checkImagesPinned: every image names a tag other than latest, or a digest,
+// so what runs is what was reviewed. A service that builds must name its image
+// too, or Compose invents a name and other services cannot share it.
+func checkImagesPinned(p *types.Project) []string {
+	var problems []string
+	for _, w := range workloads(p) {
+		switch {
+		case w.Image == "" && w.Build != nil:
+			problems = append(problems, w.label+": builds an image without naming it: set image: with a tag")
+		case w.Image != "" && !imagePinned(w.Image):
+			problems = append(problems, fmt.Sprintf("%s: image %q is not pinned: give it a tag other than latest, or a digest", w.label, w.Image))
+		}
+	}
+	return problems
+}
+
+func imagePinned(ref string) bool {
+	if name, digest, ok := strings.Cut(ref, "@"); ok {
+		return name != "" && regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(digest)
+	}
+	_, tag, ok := strings.Cut(path.Base(ref), ":")
+	return ok && tag != "" && tag != "latest"
+}
+
+// imageRepository returns ref without its tag or digest.
+func imageRepository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// oneShot reports the services meant to run once and exit: those that declare
+// `restart: "no"` and those another service waits on to complete.
+func oneShot(p *types.Project) map[string]bool {
+	once := map[string]bool{}
+	for name, s := range p.Services {
+		if s.Restart == types.RestartPolicyNo {
+			once[name] = true
+		}
+		for dep, cfg := range s.DependsOn {
+			if cfg.Condition == types.ServiceConditionCompletedSuccessfully {
+				once[dep] = true
+			}
+		}
+	}
+	return once
+}
+
+func healthcheckEnabled(hc *types.HealthCheckConfig) bool {
+	return hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+}
+
+// checkHealthchecks: a long-running service has a healthcheck (Compose's
+// service_healthy and operators rely on it) and a restart policy; no
+// healthcheck, even a one-shot's, is switched off.
+func checkHealthchecks(p *types.Project) []string {
+	var problems []string
+	once := oneShot(p)
+	for _, name := range sortedServiceNames(p) {
+		s := p.Services[name]
+		hc := s.HealthCheck
+		if hc != nil && (hc.Disable || (len(hc.Test) > 0 && hc.Test[0] == "NONE")) {
+			problems = append(problems, name+": healthcheck is disabled")
+			continue
+		}
+		if once[name] {
+			continue
+		}
+		switch {
+		case hc == nil || len(hc.Test) == 0:
+			problems = append(problems, name+": long-running service has no healthcheck test")
+		case (hc.Test[0] == "CMD" || hc.Test[0] == "CMD-SHELL") && len(hc.Test) < 2:
+			problems = append(problems, name+": healthcheck "+hc.Test[0]+" has no command")
+		}
+		if s.Restart == "" {
+			problems = append(problems, name+": long-running service has no restart policy (unless-stopped, always or on-failure)")
+		}
+	}
+	return problems
+}
+
+// checkExposure: the network layout and published ports of "Networks and
+// exposure".
+func checkExposure(p *types.Project) []string {
+	var problems []string
+	if n, ok := p.Networks[backTier]; ok && n.Internal {
+		problems = append(problems, backTier+" is internal: the workers could not reach the endpoints they probe")
+	}
+	for _, w := range workloads(p) {
+		public := slices.Contains(publicServices, w.label)
+		if w.NetworkMode == "host" {
+			problems = append(problems, w.label+": network_mode host bypasses the networks and exposes every port, the ops port included")
+		}
+		if _, ok := w.Networks["default"]; ok {
+			problems = append(problems, w.label+": on the implicit default network: list front-tier and/or back-tier")
+		}
+		if _, ok := w.Networks[frontTier]; ok && !public {
+			problems = append(problems, fmt.Sprintf("%s: on %s, which is for %v only", w.label, frontTier, publicServices))
+		}
+		for _, port := range w.Ports {
+			// Compose expands port ranges, so one entry is one container port.
+			if port.Target == opsPort {
+				problems = append(problems, fmt.Sprintf("%s: publishes the ops port %d (health, metrics, pprof)", w.label, opsPort))
+				continue
+			}
+			if !public && !loopback(port.HostIP) {
+				published := port.Published
+				if published == "" {
+					published = strconv.Itoa(int(port.Target))
+				}
+				problems = append(problems, fmt.Sprintf("%s: publishes %s on all interfaces: bind it to 127.0.0.1", w.label, published))
+			}
+		}
+	}
+	if pg, ok := p.Services["postgres"]; ok {
+		if _, on := pg.Networks[backTier]; !on || len(pg.Networks) != 1 {
+			problems = append(problems, fmt.Sprintf("postgres: must be on %s only, is on %v", backTier, slices.Sorted(maps.Keys(pg.Networks))))
+		}
+	}
+	return problems
+}
+
+func loopback(hostIP string) bool {
+	ip := net.ParseIP(hostIP)
+	return ip != nil && ip.IsLoopback()
+}
+
+// rangeContains reports whether a published port ("8080" or "8000-8100")
+// includes port.
+func rangeContains(published string, port int) bool {
+	lo, hi, isRange := strings.Cut(published, "-")
+	if !isRange {
+		hi = lo
+	}
+	l, err1 := strconv.Atoi(lo)
+	h, err2 := strconv.Atoi(hi)
+	return err1 == nil && err2 == nil && l <= port && port <= h
+}
+
+// checkStartupOrder: every depends_on condition can be met, or `docker
+// compose up` waits forever (or fails).
+func checkStartupOrder(p *types.Project) []string {
+	var problems []string
+	for _, name := range sortedServiceNames(p) {
+		deps := p.Services[name].DependsOn
+		for _, dep := range slices.Sorted(maps.Keys(deps)) {
+			target, ok := p.Services[dep]
+			if !ok {
+				continue // an optional dependency outside the active profiles
+			}
+			switch deps[dep].Condition {
+			case types.ServiceConditionHealthy:
+				if !healthcheckEnabled(target.HealthCheck) {
+					problems = append(problems, fmt.Sprintf("%s: waits for %s to be healthy but %s has no healthcheck", name, dep, dep))
+				}
+			case types.ServiceConditionCompletedSuccessfully:
+				if r := target.Restart; r == types.RestartPolicyAlways || r == types.RestartPolicyUnlessStopped {
+					problems = append(problems, fmt.Sprintf("%s: waits for %s to complete but %s restarts %q", name, dep, dep, r))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// isBeaconService reports whether s runs the image built from ./Dockerfile.
+func isBeaconService(s types.ServiceConfig) bool {
+	return s.Build != nil || path.Base(imageRepository(s.Image)) == beaconImage
+}
+
+// checkHardening: nothing is privileged; Beacon's own containers drop every
+// capability, cannot gain privileges and have a read-only root filesystem.
+func checkHardening(p *types.Project) []string {
+	var problems []string
+	for _, w := range workloads(p) {
+		if w.Privileged {
+			problems = append(problems, w.label+": runs privileged")
+		}
+	}
+	for _, name := range sortedServiceNames(p) {
+		s := p.Services[name]
+		if !isBeaconService(s) {
+			continue
+		}
+		if !slices.ContainsFunc(s.CapDrop, func(c string) bool { return strings.EqualFold(c, "ALL") }) {
+			problems = append(problems, name+": must drop ALL capabilities (cap_drop: [ALL])")
+		}
+		if len(s.CapAdd) > 0 {
+			problems = append(problems, fmt.Sprintf("%s: adds capabilities %v", name, s.CapAdd))
+		}
+		if !slices.ContainsFunc(s.SecurityOpt, func(o string) bool {
+			return o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
+		}) {
+			problems = append(problems, name+`: must set no-new-privileges (security_opt: ["no-new-privileges:true"])`)
+		}
+		if !s.ReadOnly {
+			problems = append(problems, name+": must run with a read-only root filesystem (read_only: true)")
+		}
+		if u, _, _ := strings.Cut(s.User, ":"); u == "root" || u == "0" {
+			problems = append(problems, name+": runs as root; the image's nonroot user is meant")
+		}
+	}
+	return problems
+}
+
+// checkBeaconRoles: migrations run once, to completion, before api and worker
+// start on a healthy database; the workers are replicated.
+func checkBeaconRoles(p *types.Project) []string {
+	var problems []string
+	service := func(name string) (types.ServiceConfig, bool) {
+		s, ok := p.Services[name]
+		if !ok {
+			problems = append(problems, name+": service is missing")
+		}
+		return s, ok
+	}
+	role := func(name string, s types.ServiceConfig) {
+		if !slices.Equal(s.Command, types.ShellCommand{name}) {
+			problems = append(problems, fmt.Sprintf("%s: command must be [%q], is %q", name, name, s.Command))
+		}
+	}
+
+	if migrate, ok := service("migrate"); ok {
+		role("migrate", migrate)
+		if migrate.Restart != types.RestartPolicyNo {
+			problems = append(problems, fmt.Sprintf(`migrate: restart policy must be "no", is %q`, migrate.Restart))
+		}
+	}
+	for _, name := range []string{"api", "worker"} {
+		s, ok := service(name)
+		if !ok {
+			continue
+		}
+		role(name, s)
+		for _, want := range []struct{ dep, condition string }{
+			{"migrate", types.ServiceConditionCompletedSuccessfully},
+			{"postgres", types.ServiceConditionHealthy},
+		} {
+			if got, ok := s.DependsOn[want.dep]; !ok || got.Condition != want.condition {
+				problems = append(problems, fmt.Sprintf("%s: must depend on %s with condition %q", name, want.dep, want.condition))
+			}
+		}
+	}
+	if worker, ok := p.Services["worker"]; ok {
+		if n := worker.GetScale(); n != 2 {
+			problems = append(problems, fmt.Sprintf("worker: wants 2 replicas, has %d", n))
+		}
+	}
+	return problems
+}
+
+// checkDockerfile: base images are pinned, the builder's Go is at least the
+// one go.mod asks for (the build sets GOTOOLCHAIN=local, so an older one
+// fails instead of downloading another), the final stage runs as nonroot and
+// does not EXPOSE the ops port.
+func checkDockerfile(dockerfile, gomod string) []string {
+	var problems []string
+	// Join continuation lines, drop comments and blank lines.
+	joined := regexp.MustCompile(`\\\r?\n`).ReplaceAllString(dockerfile, " ")
+	var lines [][]string
+	for line := range strings.Lines(joined) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		fields[0] = strings.ToUpper(fields[0])
+		lines = append(lines, fields)
+	}
+
+	stages := map[string]bool{}
+	var builderGo, finalUser string
+	for _, fields := range lines {
+		switch fields[0] {
+		case "FROM":
+			args := slices.DeleteFunc(slices.Clone(fields[1:]), func(a string) bool { return strings.HasPrefix(a, "--") })
+			if len(args) == 0 {
+				problems = append(problems, "FROM without an image")
+				continue
+			}
+			image := args[0]
+			earlierStage := stages[strings.ToLower(image)]
+			if len(args) >= 3 && strings.EqualFold(args[1], "AS") {
+				stages[strings.ToLower(args[2])] = true
+			}
+			finalUser = ""
+			if earlierStage || image == "scratch" {
+				continue
+			}
+			if !imagePinned(image) {
+				problems = append(problems, fmt.Sprintf("FROM: image %q is not pinned", image))
+			}
+			if imageRepository(image) == "golang" {
+				tag := image[strings.LastIndex(image, ":")+1:]
+				builderGo, _, _ = strings.Cut(tag, "-")
+			}
+		case "USER":
+			if len(fields) > 1 {
+				finalUser = fields[1]
+			}
+		case "EXPOSE":
+			for _, port := range fields[1:] {
+				p, _, _ := strings.Cut(port, "/")
+				if rangeContains(p, opsPort) {
+					problems = append(problems, fmt.Sprintf("EXPOSE publishes the ops port %d with `docker run -P`", opsPort))
+				}
+			}
+		}
+	}
+	if u, _, _ := strings.Cut(finalUser, ":"); u != "nonroot" && u != "65532" {
+		problems = append(problems, fmt.Sprintf("final stage must set USER nonroot, has %q", finalUser))
+	}
+
+	goVersion := regexp.MustCompile(`(?m)^go\s+(\S+)`).FindStringSubmatch(gomod)
+	switch {
+	case goVersion == nil:
+		problems = append(problems, "go.mod has no go directive")
+	case builderGo == "":
+		problems = append(problems, "no golang builder stage found")
+	case compareVersions(builderGo, goVersion[1]) < 0:
+		problems = append(problems, fmt.Sprintf("builder Go %s is older than go.mod's go %s", builderGo, goVersion[1]))
+	}
+	return problems
+}
+
+// compareVersions compares dotted numeric versions like 1.26 and 1.26.8.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return 0
+}
