@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make run`: Beacon (`beacon all`) against DATABASE_URL, or against a local
+# PostgreSQL kept in .data/ when DATABASE_URL is unset. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  port=${BEACON_PG_PORT:-55432}
+  scripts/pg.sh start .data "$port"
+  trap 'scripts/pg.sh stop .data' EXIT
+  DATABASE_URL=$(scripts/pg.sh url .data "$port")
+  export DATABASE_URL
+  echo "run: local PostgreSQL in .data/ on 127.0.0.1:$port (stopped on exit)"
+fi
+export BEACON_ENV=${BEACON_ENV:-development}
+mkdir -p bin
+go build -o bin/beacon ./cmd/beacon
+echo "run: API on http://localhost${BEACON_HTTP_ADDR:-:8080} (docs at /docs); Ctrl-C to stop"
+# Not exec: the trap must stop PostgreSQL once beacon has exited.
+bin/beacon all
