@@ -122,6 +122,20 @@ func NewURL(tb testing.TB) string {
 	if templateErr != nil {
 		tb.Fatalf("pgtest: template database: %v", templateErr)
 	}
+	return newDatabase(tb, base, templateName)
+}
+
+// NewEmptyURL creates a fresh database with no migrations applied, dropped
+// when the test ends, and returns its URL.
+func NewEmptyURL(tb testing.TB) string {
+	tb.Helper()
+	return newDatabase(tb, serverURL(tb), "template0")
+}
+
+func newDatabase(tb testing.TB, base, template string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
@@ -132,7 +146,7 @@ func NewURL(tb testing.TB) string {
 	}
 	defer conn.Close(ctx)
 	for attempt := 0; ; attempt++ {
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{templateName}.Sanitize())
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
 		var pgErr *pgconn.PgError
 		// 55006: the template is briefly in use by a concurrent clone.
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55006" || attempt == 50 {
