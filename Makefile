@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build test lint bench openapi tools docker clean
+.PHONY: help run build check test lint bench openapi tools docker clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -15,6 +15,8 @@ run: ## run Beacon (API + workers) on :8080; starts a local PostgreSQL in .data/
 
 build: ## build bin/beacon (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/beacon ./cmd/beacon
+
+check: lint test ## everything CI runs: lint, then every test
 
 test: ## run every test against a real PostgreSQL (a throwaway one when TEST_DATABASE_URL is unset)
 	@scripts/with-testdb.sh $(GO) test -race -count=1 -timeout 20m ./...

@@ -184,3 +184,26 @@ func runHealthcheck(ctx context.Context, env environment, args []string) error {
 	fmt.Fprintln(env.stdout, "ok")
 	return nil
 }
+
+// quieter raises a logger's threshold: River reports routine producer
+// statistics at info level every few seconds, which drowns our own logs.
+func quieter(log *slog.Logger, min slog.Level) *slog.Logger {
+	return slog.New(minLevel{Handler: log.Handler(), min: min})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}

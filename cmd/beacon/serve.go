@@ -84,7 +84,7 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 			monitors.QueueChecks: {MaxWorkers: cfg.WorkerConcurrency},
 		},
 		PeriodicJobs: monitors.PeriodicJobs(domain),
-		Logger:       log.With("component", "river"),
+		Logger:       quieter(log.With("component", "river"), slog.LevelWarn),
 		// Longer than any job's timeout, so only a dead worker's jobs are rescued.
 		RescueAfter: 5 * time.Minute,
 	})

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +103,22 @@ func TestVarsDocumentEveryVariable(t *testing.T) {
 	}
 	for _, k := range read {
 		require.True(t, listed[k], "%s is read but not listed in Vars", k)
+	}
+}
+
+// The README's configuration table must say what Vars says.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for _, v := range Vars {
+		def := "`" + v.Default + "` "
+		if v.Default == "" {
+			def = ""
+		} else if strings.Contains(v.Default, " ") {
+			def = v.Default + " "
+		}
+		row := fmt.Sprintf("| `%s` | %s| %s |", v.Name, def, v.Meaning)
+		require.True(t, strings.Contains(string(readme), row), "README.md lacks the row %s", row)
 	}
 }
