@@ -138,9 +138,15 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	// it would hard-stop jobs, and shutdown must try a soft stop first.
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
-	workersStarted := make(chan struct{})
+	// starter ends once the workers have started or startup was abandoned;
+	// shutdown waits for it, so it never races a client still starting.
+	starter := make(chan bool, 1)
+	startCtx, cancelStart := context.WithCancel(ctx)
+	defer cancelStart()
 	go func() {
-		if err := waitForSchema(ctx, probe, log); err != nil {
+		started := false
+		defer func() { starter <- started }()
+		if err := waitForSchema(startCtx, probe, log); err != nil {
 			return
 		}
 		if kind.works() {
@@ -148,7 +154,7 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 				errc <- fmt.Errorf("start workers: %w", err)
 				return
 			}
-			close(workersStarted)
+			started = true
 			log.Info("workers started", "concurrency", cfg.WorkerConcurrency)
 		}
 	}()
@@ -171,15 +177,14 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 			log.Warn("api did not drain in time", "error", err)
 		}
 	}
-	select {
-	case <-workersStarted:
+	cancelStart()
+	if started := <-starter; started {
 		// Keep a fifth of the budget for the hard stop.
 		softCtx, cancelSoft := context.WithTimeout(shutdownCtx, cfg.ShutdownTimeout*4/5)
 		if err := jobs.Stop(softCtx, client, cfg.ShutdownTimeout/5); err != nil {
 			log.Warn("workers stopped with error", "error", err)
 		}
 		cancelSoft()
-	default:
 	}
 	if err := opsSrv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("ops server did not drain in time", "error", err)
