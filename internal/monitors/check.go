@@ -93,6 +93,9 @@ func classify(ctx context.Context, err error) (kind, msg string) {
 		return "tls", "TLS: " + innerText(err)
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return "connect", "connection failed: " + innerText(opErr.Err)
+	case errors.As(err, &opErr):
+		// Not opErr.Error(): it names the worker's own address and port.
+		return "request", opErr.Op + ": " + innerText(opErr.Err)
 	default:
 		return "request", innerText(err)
 	}

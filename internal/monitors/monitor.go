@@ -99,15 +99,15 @@ func (s Spec) Validate() error {
 	if !slices.Contains(Methods, s.Method) {
 		return apperr.InvalidField("method", "must be one of %s", strings.Join(Methods, ", "))
 	}
-	interval := time.Duration(s.IntervalSeconds) * time.Second
-	if interval < MinInterval || interval > MaxInterval {
+	// Compare the integers before converting: a huge value would overflow
+	// time.Duration and wrap into range.
+	if s.IntervalSeconds < int(MinInterval/time.Second) || s.IntervalSeconds > int(MaxInterval/time.Second) {
 		return apperr.InvalidField("interval_seconds", "must be between %d and %d", int(MinInterval.Seconds()), int(MaxInterval.Seconds()))
 	}
-	timeout := time.Duration(s.TimeoutMS) * time.Millisecond
-	if timeout < MinTimeout || timeout > MaxTimeout {
+	if s.TimeoutMS < int(MinTimeout/time.Millisecond) || s.TimeoutMS > int(MaxTimeout/time.Millisecond) {
 		return apperr.InvalidField("timeout_ms", "must be between %d and %d", MinTimeout.Milliseconds(), MaxTimeout.Milliseconds())
 	}
-	if timeout >= interval {
+	if time.Duration(s.TimeoutMS)*time.Millisecond >= time.Duration(s.IntervalSeconds)*time.Second {
 		return apperr.InvalidField("timeout_ms", "must be shorter than the interval (%d s)", s.IntervalSeconds)
 	}
 	if len(s.ExpectedStatus) > 20 {

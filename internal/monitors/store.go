@@ -55,8 +55,9 @@ func (s *Store) Create(ctx context.Context, spec Spec) (Monitor, error) {
 		return Monitor{}, err
 	}
 	m, err := scanMonitor(s.pool.QueryRow(ctx, `
-		INSERT INTO monitors (name, url, method, interval_seconds, timeout_ms, expected_status, enabled, next_check_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO monitors (name, url, method, interval_seconds, timeout_ms, expected_status, enabled,
+			next_check_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)
 		RETURNING `+monitorColumns,
 		spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, s.now()))
 	if err != nil {
@@ -233,6 +234,9 @@ func decodeCursor(c string) (time.Time, int64, error) {
 
 // Results returns a page of a monitor's results in [From, To), newest first.
 func (s *Store) Results(ctx context.Context, monitorID int64, q ResultQuery) (ResultPage, error) {
+	if q.Limit < 1 {
+		return ResultPage{}, apperr.InvalidField("limit", "must be at least 1")
+	}
 	if _, err := s.Get(ctx, monitorID); err != nil {
 		return ResultPage{}, err
 	}
@@ -354,6 +358,9 @@ func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, erro
 // PruneResults deletes results older than before, batch rows per statement so
 // no statement holds locks for long, until none are left or ctx ends.
 func (s *Store) PruneResults(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch < 1 {
+		return 0, fmt.Errorf("prune results: batch must be at least 1, got %d", batch)
+	}
 	var total int64
 	for {
 		tag, err := s.pool.Exec(ctx, `
