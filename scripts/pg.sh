@@ -23,7 +23,8 @@ find_bin() {
 # initdb and postgres refuse to run as root: run them as the postgres user then.
 as_owner() {
   if [ "$(id -u)" = 0 ]; then
-    su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+    # From /: the caller's folder may be private to root.
+    (cd / && su postgres -s /bin/sh -c "$(printf '%q ' "$@")")
   else
     "$@"
   fi
@@ -48,7 +49,7 @@ start() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user to own the cluster"
     chown postgres: "$dir"
-    su postgres -s /bin/sh -c "test -w '$dir'" || die "$dir is not reachable by the postgres user (a parent folder is private?)"
+    (cd / && su postgres -s /bin/sh -c "test -w '$dir'") || die "$dir is not reachable by the postgres user (a parent folder is private?)"
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
