@@ -122,24 +122,25 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func loadConfig(env environment, needDB bool) (config.Config, *slog.Logger, error) {
+func loadConfig(env environment, needDB bool) (config.Config, error) {
 	cfg, err := config.Load(env.getenv)
 	if err != nil {
-		return cfg, nil, err
+		return cfg, err
 	}
 	if needDB {
 		if err := cfg.RequireDatabase(); err != nil {
-			return cfg, nil, err
+			return cfg, err
 		}
 	}
-	return cfg, newLogger(cfg, env.stdout), nil
+	return cfg, nil
 }
 
 func runMigrate(ctx context.Context, env environment, _ []string) error {
-	cfg, log, err := loadConfig(env, true)
+	cfg, err := loadConfig(env, true)
 	if err != nil {
 		return err
 	}
+	log := newLogger(cfg, env.stdout)
 	pool, err := database.Open(ctx, cfg.DatabaseURL, nil)
 	if err != nil {
 		return err
@@ -183,27 +184,4 @@ func runHealthcheck(ctx context.Context, env environment, args []string) error {
 	}
 	fmt.Fprintln(env.stdout, "ok")
 	return nil
-}
-
-// quieter raises a logger's threshold: River reports routine producer
-// statistics at info level every few seconds, which drowns our own logs.
-func quieter(log *slog.Logger, min slog.Level) *slog.Logger {
-	return slog.New(minLevel{Handler: log.Handler(), min: min})
-}
-
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -6,14 +6,19 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
 // Deps are what the API needs. Only Log and Version are needed to describe
@@ -31,6 +36,8 @@ type Deps struct {
 	Gate func() error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Telemetry instruments the server; nil means none.
+	Telemetry *telemetry.Telemetry
 }
 
 // OpenAPIPath is where the OpenAPI document is served (+ ".json", ".yaml").
@@ -41,6 +48,9 @@ const OpenAPIPath = "/openapi"
 func NewServer(d Deps) (http.Handler, huma.API) {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Telemetry == nil {
+		d.Telemetry = telemetry.Noop(d.Log)
 	}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("Beacon API", d.Version)
@@ -53,7 +63,41 @@ func NewServer(d Deps) (http.Handler, huma.API) {
 	cfg.CreateHooks = nil
 	api := humago.New(mux, cfg)
 	addRoutes(mux, api, d)
-	return recoverer(d.Log, logRequests(d.Log, mux)), api
+	return instrument(d.Telemetry, recoverer(d.Log, logRequests(d.Log, mux))), api
+}
+
+// untraced paths: probes, docs and the OpenAPI document are polled or
+// static, and would only bury the requests worth looking at.
+func untraced(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+		path == "/docs" || strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, OpenAPIPath)
+}
+
+// instrument wraps the API in an OpenTelemetry server span and metrics. The
+// span is named "METHOD /route/template" from the route the mux matched,
+// never the raw path (which holds ids).
+func instrument(tel *telemetry.Telemetry, next http.Handler) http.Handler {
+	return otelhttp.NewHandler(next, "beacon.api",
+		otelhttp.WithTracerProvider(tel.TracerProvider),
+		otelhttp.WithMeterProvider(tel.MeterProvider),
+		otelhttp.WithPropagators(tel.Propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced(r.URL.Path) }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if route := route(r); route != "" {
+				return r.Method + " " + route
+			}
+			return r.Method
+		}),
+	)
+}
+
+// route returns the path template the mux matched, or "" for no route.
+func route(r *http.Request) string {
+	_, path, _ := strings.Cut(r.Pattern, " ")
+	if path == "" || path == "/" { // "/" is the catch-all 404
+		return ""
+	}
+	return path
 }
 
 // recoverer turns a panic in a handler into a 500 problem and a log line,
@@ -105,8 +149,13 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
+		rt := route(r)
+		if rt != "" {
+			// otelhttp records http.route on its metrics; the span needs it too.
+			trace.SpanFromContext(r.Context()).SetAttributes(semconv.HTTPRoute(rt))
+		}
 		log.LogAttrs(r.Context(), level, "http request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("method", r.Method), slog.String("route", rt), slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
 	})
 }

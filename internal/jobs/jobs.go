@@ -30,6 +30,8 @@ type Options struct {
 	RescueAfter time.Duration
 	// ID names the client in River's tables (leader election); default: River's.
 	ID string
+	// Plugins are River middleware and hooks, such as Middleware's telemetry.
+	Plugins []rivertype.Plugin
 }
 
 // NewClient returns a River client on pool.
@@ -39,6 +41,7 @@ func NewClient(pool *pgxpool.Pool, o Options) (*river.Client[pgx.Tx], error) {
 		Logger:               o.Logger,
 		RescueStuckJobsAfter: o.RescueAfter,
 		ID:                   o.ID,
+		Plugins:              o.Plugins,
 	}
 	if o.Work {
 		cfg.Queues = o.Queues

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/beaconhq/beacon/internal/jobs"
 )
 
 // Service holds the operations that span the store and the job queue.
@@ -32,7 +34,11 @@ func (s *Service) RunCheck(ctx context.Context, id int64) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
 	}
-	res, err := s.Jobs.InsertTx(ctx, tx, CheckArgs{MonitorID: id, Manual: true}, nil)
+	// The caller may wait for this check: its trace continues the request's.
+	args := CheckArgs{MonitorID: id, Manual: true}
+	opts := args.InsertOpts()
+	opts.Metadata = jobs.ContinueTrace
+	res, err := s.Jobs.InsertTx(ctx, tx, args, &opts)
 	if err != nil {
 		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
 	}

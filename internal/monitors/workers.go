@@ -53,6 +53,8 @@ type CheckWorker struct {
 	river.WorkerDefaults[CheckArgs]
 	Store   *Store
 	Checker *Checker
+	Metrics *Metrics     // may be nil
+	Log     *slog.Logger // may be nil
 }
 
 // Timeout bounds a check job: the longest allowed check plus room to store it.
@@ -97,7 +99,16 @@ func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error
 	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 		return fmt.Errorf("complete check job: %w", err)
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	w.Metrics.RecordCheck(ctx, m.Method, res)
+	if w.Log != nil {
+		// Debug: one line per check is too many at info for thousands of monitors.
+		w.Log.DebugContext(ctx, "check stored", "monitor_id", m.ID, "ok", res.OK,
+			"status_code", res.StatusCode, "error_kind", res.ErrorKind, "duration_ms", res.DurationMS)
+	}
+	return nil
 }
 
 // ScheduleArgs asks the scheduler to enqueue every due check.
@@ -215,6 +226,7 @@ func (w *PruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
 type Deps struct {
 	Store             *Store
 	Checker           *Checker
+	Metrics           *Metrics // may be nil
 	Log               *slog.Logger
 	SchedulerInterval time.Duration
 	SchedulerBatch    int
@@ -223,7 +235,7 @@ type Deps struct {
 
 // AddWorkers registers this domain's workers.
 func AddWorkers(workers *river.Workers, d Deps) {
-	river.AddWorker(workers, &CheckWorker{Store: d.Store, Checker: d.Checker})
+	river.AddWorker(workers, &CheckWorker{Store: d.Store, Checker: d.Checker, Metrics: d.Metrics, Log: d.Log})
 	river.AddWorker(workers, &ScheduleWorker{Store: d.Store, Batch: d.SchedulerBatch, Log: d.Log})
 	river.AddWorker(workers, &PruneWorker{Store: d.Store, Retention: d.Retention, Log: d.Log})
 }

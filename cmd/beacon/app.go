@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/beaconhq/beacon/internal/config"
+	"github.com/beaconhq/beacon/internal/database"
+	"github.com/beaconhq/beacon/internal/httpapi"
+	"github.com/beaconhq/beacon/internal/jobs"
+	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/netguard"
+	"github.com/beaconhq/beacon/internal/telemetry"
+)
+
+type roleKind int
+
+const (
+	roleAll roleKind = iota
+	roleAPI
+	roleWorker
+)
+
+func (k roleKind) String() string { return [...]string{"all", "api", "worker"}[k] }
+func (k roleKind) serves() bool   { return k == roleAll || k == roleAPI }
+func (k roleKind) works() bool    { return k == roleAll || k == roleWorker }
+
+// app is a long-lived role wired up: what serve runs, and what the tests
+// drive with in-memory telemetry.
+type app struct {
+	kind     roleKind
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	probe    *database.Probe
+	client   *river.Client[pgx.Tx]
+	api      http.Handler // nil unless the role serves the API
+	ops      http.Handler
+	draining atomic.Bool
+}
+
+// newApp connects to the database (migrating first for `all` when asked)
+// and wires the domain, the job queue and the handlers with telemetry.
+// close releases what it opened.
+func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetry.Telemetry) (a *app, err error) {
+	a = &app{kind: kind, log: tel.Logger}
+	a.pool, err = database.Open(ctx, cfg.DatabaseURL, database.Traced(tel.TracerProvider, tel.MeterProvider))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.pool.Close()
+		}
+	}()
+	if err := database.RecordPoolStats(a.pool, tel.MeterProvider); err != nil {
+		return nil, err
+	}
+	if kind == roleAll && cfg.MigrateOnStart {
+		if err := database.Migrate(ctx, a.pool, a.log); err != nil {
+			return nil, err
+		}
+	}
+	a.probe = database.NewProbe(a.pool)
+
+	// ---- Domain and jobs.
+	store := monitors.NewStore(a.pool, nil)
+	metrics, err := monitors.NewMetrics(tel.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	policy := netguard.NewPolicy(cfg.CheckAllow)
+	checkClient := policy.HTTPClient(netguard.ClientOptions{
+		UserAgent: "Beacon/" + buildVersion() + " (synthetic monitoring)",
+		Transport: func(rt http.RoundTripper) http.RoundTripper {
+			return otelhttp.NewTransport(rt,
+				otelhttp.WithTracerProvider(tel.TracerProvider),
+				otelhttp.WithMeterProvider(tel.MeterProvider),
+				otelhttp.WithPropagators(tel.Propagator))
+		},
+	})
+	domain := monitors.Deps{
+		Store:             store,
+		Checker:           &monitors.Checker{Client: checkClient},
+		Metrics:           metrics,
+		Log:               a.log,
+		SchedulerInterval: cfg.SchedulerInterval,
+		SchedulerBatch:    cfg.SchedulerBatch,
+		Retention:         cfg.ResultRetention,
+	}
+	workers := river.NewWorkers()
+	monitors.AddWorkers(workers, domain)
+	queues := map[string]river.QueueConfig{
+		river.QueueDefault:    {MaxWorkers: 5},
+		monitors.QueueChecks: {MaxWorkers: cfg.WorkerConcurrency},
+	}
+	a.client, err = jobs.NewClient(a.pool, jobs.Options{
+		Workers:      workers,
+		Work:         kind.works(),
+		Queues:       queues,
+		PeriodicJobs: monitors.PeriodicJobs(domain),
+		Plugins:      jobs.Middleware(tel.TracerProvider, tel.MeterProvider),
+		Logger:       telemetry.Quieter(a.log.With("component", "river"), slog.LevelWarn),
+		// Longer than any job's timeout, so only a dead worker's jobs are rescued.
+		RescueAfter: 5 * time.Minute,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if kind.works() {
+		// Database-wide gauges: reported by the processes that work jobs.
+		names := make([]string, 0, len(queues))
+		for q := range queues {
+			names = append(names, q)
+		}
+		if err := jobs.ObserveBacklog(tel.MeterProvider, a.pool, names); err != nil {
+			return nil, err
+		}
+		if err := monitors.ObserveStates(tel.MeterProvider, store); err != nil {
+			return nil, err
+		}
+	}
+
+	// ---- Handlers.
+	if kind.serves() {
+		a.api, _ = httpapi.NewServer(httpapi.Deps{
+			Log: a.log, Version: buildVersion(), Telemetry: tel,
+			Monitors: &monitors.Service{Store: store, Jobs: a.client},
+			Jobs:     a.client, Ready: a.ready, Gate: a.probe.SchemaError,
+		})
+	}
+	a.ops = opsMux(a.ready, tel.MetricsHandler)
+	return a, nil
+}
+
+func (a *app) close() { a.pool.Close() }
+
+// ready is the readiness probe: not while draining, and only with a
+// reachable database on a current schema.
+func (a *app) ready(ctx context.Context) error {
+	if a.draining.Load() {
+		return errors.New("shutting down")
+	}
+	return a.probe.Ready(ctx)
+}
+
+// startWorkers waits for a current schema, then starts River. It reports
+// whether the workers started.
+func (a *app) startWorkers(ctx, runCtx context.Context) (bool, error) {
+	if err := waitForSchema(ctx, a.probe, a.log); err != nil {
+		return false, nil
+	}
+	if !a.kind.works() {
+		return false, nil
+	}
+	if err := a.client.Start(runCtx); err != nil {
+		return false, fmt.Errorf("start workers: %w", err)
+	}
+	return true, nil
+}
+
+// waitForSchema blocks until the schema is current, logging why not every
+// 10 s; it returns ctx's error if stopped first.
+func waitForSchema(ctx context.Context, probe *database.Probe, log *slog.Logger) error {
+	var lastLog time.Time
+	for {
+		checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := probe.Ready(checkCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			log.Error("not serving: database not ready", "reason", err.Error())
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// opsMux serves the internal port: probes, metrics and pprof.
+func opsMux(ready func(context.Context) error, metrics http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", httpapi.HandleHealthz())
+	mux.Handle("GET /readyz", httpapi.HandleReadyz(ready))
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
