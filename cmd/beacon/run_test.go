@@ -106,9 +106,26 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func waitStatus(t *testing.T, url string, status int) {
+// waitStatus polls url until it answers status, failing at once (with the
+// process's output) if the process exits first.
+func (p *process) waitStatus(t *testing.T, url string, status int) {
 	t.Helper()
-	require.Eventually(t, func() bool { s, _ := get(t, url); return s == status }, 20*time.Second, 50*time.Millisecond, "%s never answered %d", url, status)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if s, _ := get(t, url); s == status {
+			return
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("beacon exited (%v) before %s answered %d; output:\n%s", err, url, status, p.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d; output:\n%s", url, status, p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func TestUsage(t *testing.T) {
@@ -186,8 +203,8 @@ func TestAllServesAndChecksOnSchedule(t *testing.T) {
 		"BEACON_CHECK_ALLOW_CIDRS":  "127.0.0.0/8",
 		"BEACON_SCHEDULER_INTERVAL": "1s",
 	})
-	waitStatus(t, "http://"+p.api+"/readyz", 200)
-	waitStatus(t, "http://"+p.ops+"/readyz", 200)
+	p.waitStatus(t, "http://"+p.api+"/readyz", 200)
+	p.waitStatus(t, "http://"+p.ops+"/readyz", 200)
 
 	body := fmt.Sprintf(`{"name":"target","url":%q,"interval_seconds":10}`, tgt.URL)
 	resp, err := http.Post("http://"+p.api+"/v1/monitors", "application/json", strings.NewReader(body))
@@ -206,12 +223,19 @@ func TestAllServesAndChecksOnSchedule(t *testing.T) {
 	require.Contains(t, m, `"state":"up"`)
 
 	// Docs, pprof only on the ops port.
-	s, _ := get(t, "http://"+p.api+"/docs")
+	s, body := get(t, "http://"+p.api+"/docs")
+	require.Contains(t, body, "swagger-ui")
 	require.Equal(t, 200, s)
 	s, _ = get(t, "http://"+p.ops+"/debug/pprof/")
 	require.Equal(t, 200, s)
 	s, _ = get(t, "http://"+p.api+"/debug/pprof/")
 	require.Equal(t, 404, s)
+	s, body = get(t, "http://"+p.ops+"/metrics")
+	require.Equal(t, 200, s)
+	require.Contains(t, body, "beacon_checks_total")
+	require.Contains(t, body, "http_server_request_duration_seconds_bucket")
+	s, _ = get(t, "http://"+p.api+"/metrics")
+	require.Equal(t, 404, s, "metrics are never served on the public port")
 
 	require.NoError(t, p.stop(t))
 	require.Contains(t, p.out.String(), `"msg":"stopped"`)
@@ -224,7 +248,7 @@ func TestAPIWaitsForMigrations(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.NewEmptyURL(t)
 	p := start(t, "api", map[string]string{"DATABASE_URL": dbURL})
-	waitStatus(t, "http://"+p.api+"/healthz", 200)
+	p.waitStatus(t, "http://"+p.api+"/healthz", 200)
 	s, b := get(t, "http://"+p.api+"/readyz")
 	require.Equal(t, 503, s)
 	require.Contains(t, b, "beacon migrate")
@@ -242,7 +266,7 @@ func TestAPIWaitsForMigrations(t *testing.T) {
 		return map[string]string{"DATABASE_URL": dbURL}[k]
 	}, &out, &out))
 
-	waitStatus(t, "http://"+p.api+"/readyz", 200)
+	p.waitStatus(t, "http://"+p.api+"/readyz", 200)
 	s, _ = get(t, "http://"+p.api+"/v1/monitors")
 	require.Equal(t, 200, s)
 	require.NoError(t, p.stop(t))

@@ -35,8 +35,7 @@ func ObserveBacklog(mp metric.MeterProvider, pool *pgxpool.Pool, queues []string
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		rows, err := pool.Query(ctx, `
-			SELECT queue, state::text, count(*),
-			       coalesce(extract(epoch FROM now() - min(scheduled_at)) FILTER (WHERE state = 'available'), 0)
+			SELECT queue, state::text, count(*), extract(epoch FROM now() - min(scheduled_at))::float8
 			FROM river_job
 			WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
 			GROUP BY queue, state`)
@@ -55,7 +54,9 @@ func ObserveBacklog(mp metric.MeterProvider, pool *pgxpool.Pool, queues []string
 				return fmt.Errorf("read backlog: %w", err)
 			}
 			counts[k] = n
-			ages[k.queue] = max(ages[k.queue], a)
+			if k.state == "available" {
+				ages[k.queue] = a
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read backlog: %w", err)

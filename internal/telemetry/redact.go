@@ -3,57 +3,108 @@ package telemetry
 import (
 	"context"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // Redacted replaces secrets in telemetry.
 const Redacted = "REDACTED"
 
-// redactor rewrites span attributes that may carry secrets as each span
-// starts (instrumentation sets URLs then), before any exporter can see them:
-// query values and credentials in URLs (a monitored URL may hold a token),
-// and any header attribute naming credentials.
-type redactor struct{}
+// redactingExporter hides secrets before spans leave the process: query
+// values and passwords in any URL-looking attribute (a monitored URL may
+// hold a token; an error message may quote it), url.query values, and
+// header attributes naming credentials. Instrumentation sets attributes at
+// any time, so this is done at export, on the finished span.
+type redactingExporter struct{ sdktrace.SpanExporter }
 
-func (redactor) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
-	var fixed []attribute.KeyValue
+func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	out := spans
+	for i, s := range spans {
+		if !needsRedaction(s) {
+			continue
+		}
+		if &out[0] == &spans[0] {
+			out = append([]sdktrace.ReadOnlySpan(nil), spans...)
+		}
+		stub := tracetest.SpanStubFromReadOnlySpan(s)
+		stub.Attributes = redactAttrs(stub.Attributes)
+		for j := range stub.Events {
+			stub.Events[j].Attributes = redactAttrs(stub.Events[j].Attributes)
+		}
+		out[i] = stub.Snapshot()
+	}
+	return e.SpanExporter.ExportSpans(ctx, out)
+}
+
+func needsRedaction(s sdktrace.ReadOnlySpan) bool {
 	for _, kv := range s.Attributes() {
-		key := string(kv.Key)
-		switch {
-		case key == "url.full" || key == "http.url":
-			if v := RedactURL(kv.Value.AsString()); v != kv.Value.AsString() {
-				fixed = append(fixed, attribute.String(key, v))
-			}
-		case key == "url.query":
-			if kv.Value.AsString() != "" {
-				fixed = append(fixed, attribute.String(key, redactQuery(kv.Value.AsString())))
-			}
-		case strings.HasPrefix(key, "http.request.header.") || strings.HasPrefix(key, "http.response.header."):
-			name := key[strings.LastIndexByte(key, '.')+1:]
-			if sensitiveHeader(name) {
-				fixed = append(fixed, attribute.StringSlice(key, []string{Redacted}))
+		if redactAttr(kv) != kv {
+			return true
+		}
+	}
+	for _, ev := range s.Events() {
+		for _, kv := range ev.Attributes {
+			if redactAttr(kv) != kv {
+				return true
 			}
 		}
 	}
-	if len(fixed) > 0 {
-		s.SetAttributes(fixed...)
-	}
+	return false
 }
 
-func (redactor) OnEnd(sdktrace.ReadOnlySpan)      {}
-func (redactor) Shutdown(context.Context) error   { return nil }
-func (redactor) ForceFlush(context.Context) error { return nil }
+func redactAttrs(kvs []attribute.KeyValue) []attribute.KeyValue {
+	out := make([]attribute.KeyValue, len(kvs))
+	for i, kv := range kvs {
+		out[i] = redactAttr(kv)
+	}
+	return out
+}
+
+func redactAttr(kv attribute.KeyValue) attribute.KeyValue {
+	key := string(kv.Key)
+	switch {
+	case strings.HasPrefix(key, "http.request.header.") || strings.HasPrefix(key, "http.response.header."):
+		if sensitiveHeader(key[strings.LastIndexByte(key, '.')+1:]) {
+			return attribute.StringSlice(key, []string{Redacted})
+		}
+		return kv
+	case key == "url.query":
+		if v := kv.Value.AsString(); v != "" {
+			if r := redactQuery(v); r != v {
+				return attribute.String(key, r)
+			}
+		}
+		return kv
+	case kv.Value.Type() == attribute.STRING:
+		v := kv.Value.AsString()
+		if strings.Contains(v, "://") && strings.ContainsAny(v, "?@") {
+			if r := RedactURLs(v); r != v {
+				return attribute.String(key, r)
+			}
+		}
+	}
+	return kv
+}
+
+var urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
+
+// RedactURLs applies RedactURL to every URL inside s (an error message may
+// quote one).
+func RedactURLs(s string) string {
+	return urlPattern.ReplaceAllStringFunc(s, RedactURL)
+}
 
 // RedactURL hides the password and every query value of a URL.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Unparsable: keep nothing after the path.
-		if i := strings.IndexAny(raw, "?#"); i >= 0 {
-			return raw[:i]
+		if i := strings.IndexAny(raw, "?#@"); i >= 0 {
+			return raw[:i] + "?" + Redacted
 		}
 		return raw
 	}
@@ -69,7 +120,7 @@ func RedactURL(raw string) string {
 func redactQuery(q string) string {
 	parts := strings.Split(q, "&")
 	for i, p := range parts {
-		if k, _, ok := strings.Cut(p, "="); ok {
+		if k, v, ok := strings.Cut(p, "="); ok && v != Redacted {
 			parts[i] = k + "=" + Redacted
 		}
 	}

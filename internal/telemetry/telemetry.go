@@ -113,13 +113,9 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 			return nil, fmt.Errorf("telemetry: trace exporter: %w", err)
 		}
 	}
-	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		// Redaction runs first, before any exporter sees a span.
-		sdktrace.WithSpanProcessor(redactor{}),
-	}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if spanExp != nil && !autoexport.IsNoneSpanExporter(spanExp) {
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(spanExp))
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(redactingExporter{spanExp}))
 	}
 	// No WithSampler: the SDK reads OTEL_TRACES_SAMPLER(_ARG); its default
 	// is parent-based always-on.
