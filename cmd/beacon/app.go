@@ -101,7 +101,7 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 	workers := river.NewWorkers()
 	monitors.AddWorkers(workers, domain)
 	queues := map[string]river.QueueConfig{
-		river.QueueDefault:    {MaxWorkers: 5},
+		river.QueueDefault:   {MaxWorkers: 5},
 		monitors.QueueChecks: {MaxWorkers: cfg.WorkerConcurrency},
 	}
 	a.client, err = jobs.NewClient(a.pool, jobs.Options{

@@ -32,8 +32,10 @@ func (h traceIDs) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h traceIDs) WithAttrs(attrs []slog.Attr) slog.Handler { return traceIDs{h.Handler.WithAttrs(attrs)} }
-func (h traceIDs) WithGroup(name string) slog.Handler       { return traceIDs{h.Handler.WithGroup(name)} }
+func (h traceIDs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceIDs{h.Handler.WithAttrs(attrs)}
+}
+func (h traceIDs) WithGroup(name string) slog.Handler { return traceIDs{h.Handler.WithGroup(name)} }
 
 // MinLevel filters h to records at min or above.
 func MinLevel(h slog.Handler, min slog.Level) slog.Handler { return minLevel{Handler: h, min: min} }
