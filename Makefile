@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build check test lint bench openapi tools docker clean
+.PHONY: help run build check test e2e collector lint bench openapi tools docker clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,15 +16,21 @@ run: ## run Beacon (API + workers) on :8080; starts a local PostgreSQL in .data/
 build: ## build bin/beacon (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/beacon ./cmd/beacon
 
-check: lint test ## everything CI runs: lint, then every test
+check: lint test e2e ## everything CI runs: lint, unit and integration tests, telemetry contract tests
 
 test: ## run every test against a real PostgreSQL (a throwaway one when TEST_DATABASE_URL is unset)
 	@scripts/with-testdb.sh $(GO) test -race -count=1 -timeout 20m ./...
 
+collector: ## build the OpenTelemetry Collector from otel-collector/builder-config.yaml into bin/otelcol-beacon
+	@scripts/build-collector.sh
+
+e2e: collector ## telemetry contract tests: collector, Prometheus and exporters for real (see docs/observability.md)
+	@scripts/with-testdb.sh $(GO) test -tags e2e -count=1 -timeout 15m -v ./observability/
+
 lint: tools ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$$($(GO) env GOPATH)/bin/staticcheck ./...
+	$(GO) vet -tags e2e ./...
+	$$($(GO) env GOPATH)/bin/staticcheck -tags e2e ./...
 
 bench: ## benchmarks (stats endpoint over a month of results) against a throwaway PostgreSQL
 	@scripts/with-testdb.sh $(GO) test -run '^$$' -bench . -benchmem ./...
