@@ -30,8 +30,10 @@ type Config struct {
 	Env         Environment // BEACON_ENV
 	DatabaseURL string      // DATABASE_URL (a secret: never log it unmasked)
 
-	HTTPAddr string // BEACON_HTTP_ADDR: public API
-	OpsAddr  string // BEACON_OPS_ADDR: health, pprof (and metrics); never public
+	HTTPAddr      string // BEACON_HTTP_ADDR: public API
+	OpsAddr       string // BEACON_OPS_ADDR: health, pprof (and metrics); never public
+	DashboardAddr string // BEACON_DASHBOARD_ADDR: the web dashboard
+	APIURL        string // BEACON_API_URL: where `beacon dashboard` finds the API
 
 	ShutdownTimeout time.Duration // BEACON_SHUTDOWN_TIMEOUT
 	LogLevel        string        // BEACON_LOG_LEVEL: debug|info|warn|error
@@ -44,7 +46,20 @@ type Config struct {
 	CheckAllow        []netip.Prefix
 	CheckAllowRaw     string // BEACON_CHECK_ALLOW_CIDRS: private ranges checks may reach (empty: none)
 	MigrateOnStart    bool   // BEACON_MIGRATE_ON_START: `beacon all` applies migrations before serving
+
+	JWTSecret     string        // BEACON_JWT_SECRET (a secret)
+	AdminEmail    string        // BEACON_ADMIN_EMAIL
+	AdminPassword string        // BEACON_ADMIN_PASSWORD (a secret)
+	AccessTTL     time.Duration // BEACON_ACCESS_TOKEN_TTL
+	RefreshTTL    time.Duration // BEACON_REFRESH_TOKEN_TTL
 }
+
+// Development defaults for the first admin, so `make run` can log in. They
+// are refused in production.
+const (
+	DevAdminEmail    = "admin@beacon.local"
+	DevAdminPassword = "beacon-dev-password"
+)
 
 // Var documents one environment variable. The README's table mirrors Vars.
 type Var struct {
@@ -56,7 +71,9 @@ var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL URL (`make run` starts a local server when unset)"},
 	{"BEACON_ENV", "development", "`development` or `production`"},
 	{"BEACON_HTTP_ADDR", ":8080", "listen address of the public API"},
-	{"BEACON_OPS_ADDR", ":9464", "listen address of the internal ops port (health, pprof); never publish it"},
+	{"BEACON_OPS_ADDR", ":9464", "listen address of the internal ops port (health, metrics, pprof); never publish it"},
+	{"BEACON_DASHBOARD_ADDR", ":8081", "listen address of the web dashboard (`beacon dashboard` and `beacon all`)"},
+	{"BEACON_API_URL", "http://localhost:8080", "the API the dashboard talks to (`beacon dashboard`; `beacon all` uses its own)"},
 	{"BEACON_SHUTDOWN_TIMEOUT", "20s", "time allowed to drain HTTP and jobs on SIGINT/SIGTERM"},
 	{"BEACON_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"BEACON_LOG_FORMAT", "text in development, json otherwise", "`json` or `text`"},
@@ -66,6 +83,11 @@ var Vars = []Var{
 	{"BEACON_RESULT_RETENTION", "720h", "check results older than this are pruned hourly (>= 1h)"},
 	{"BEACON_CHECK_ALLOW_CIDRS", "", "comma-separated private CIDRs checks may reach (default: none)"},
 	{"BEACON_MIGRATE_ON_START", "true", "`beacon all` migrates before serving (`api`/`worker` never do)"},
+	{"BEACON_JWT_SECRET", "", "key signing access tokens, >= 32 bytes; required in production (development: random per process)"},
+	{"BEACON_ADMIN_EMAIL", "", "first admin, created at migrate/start if absent; required in production (development: " + DevAdminEmail + ")"},
+	{"BEACON_ADMIN_PASSWORD", "", "first admin's password, >= 12 characters; required in production (development: " + DevAdminPassword + ")"},
+	{"BEACON_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens (1m-24h)"},
+	{"BEACON_REFRESH_TOKEN_TTL", "720h", "lifetime of refresh tokens (1h-8760h)"},
 }
 
 // Load reads the configuration through getenv. The error names the variable
@@ -87,6 +109,8 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:   getenv("DATABASE_URL"),
 		HTTPAddr:      get("BEACON_HTTP_ADDR"),
 		OpsAddr:       get("BEACON_OPS_ADDR"),
+		DashboardAddr: get("BEACON_DASHBOARD_ADDR"),
+		APIURL:        get("BEACON_API_URL"),
 		LogLevel:      get("BEACON_LOG_LEVEL"),
 		LogFormat:     strings.TrimSpace(getenv("BEACON_LOG_FORMAT")),
 		CheckAllowRaw: get("BEACON_CHECK_ALLOW_CIDRS"),
@@ -106,7 +130,10 @@ func Load(getenv func(string) string) (Config, error) {
 			fail("DATABASE_URL", "%v", err)
 		}
 	}
-	for _, a := range []struct{ name, addr string }{{"BEACON_HTTP_ADDR", c.HTTPAddr}, {"BEACON_OPS_ADDR", c.OpsAddr}} {
+	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		fail("BEACON_API_URL", "%q is not an http(s) URL", c.APIURL)
+	}
+	for _, a := range []struct{ name, addr string }{{"BEACON_HTTP_ADDR", c.HTTPAddr}, {"BEACON_OPS_ADDR", c.OpsAddr}, {"BEACON_DASHBOARD_ADDR", c.DashboardAddr}} {
 		if _, port, err := net.SplitHostPort(a.addr); err != nil {
 			fail(a.name, "%q is not host:port", a.addr)
 		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
@@ -151,6 +178,37 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.MigrateOnStart, err = strconv.ParseBool(get("BEACON_MIGRATE_ON_START")); err != nil {
 		fail("BEACON_MIGRATE_ON_START", "%q is not a boolean", get("BEACON_MIGRATE_ON_START"))
 	}
+	if c.AccessTTL, err = duration(get("BEACON_ACCESS_TOKEN_TTL"), time.Minute, 24*time.Hour); err != nil {
+		fail("BEACON_ACCESS_TOKEN_TTL", "%v", err)
+	}
+	if c.RefreshTTL, err = duration(get("BEACON_REFRESH_TOKEN_TTL"), time.Hour, 365*24*time.Hour); err != nil {
+		fail("BEACON_REFRESH_TOKEN_TTL", "%v", err)
+	}
+	c.JWTSecret = getenv("BEACON_JWT_SECRET")
+	c.AdminEmail = strings.TrimSpace(getenv("BEACON_ADMIN_EMAIL"))
+	c.AdminPassword = getenv("BEACON_ADMIN_PASSWORD")
+	if c.Env == Production {
+		// Outside development, nothing may run on a secret nobody chose.
+		if IsPlaceholder(c.JWTSecret) || len(c.JWTSecret) < 32 {
+			fail("BEACON_JWT_SECRET", "must be set to a random value of at least 32 bytes in production (e.g. openssl rand -base64 48)")
+		}
+		if c.AdminEmail == "" || !strings.Contains(c.AdminEmail, "@") {
+			fail("BEACON_ADMIN_EMAIL", "must be set to the first admin's email in production")
+		}
+		if IsPlaceholder(c.AdminPassword) || len(c.AdminPassword) < 12 || c.AdminPassword == DevAdminPassword {
+			fail("BEACON_ADMIN_PASSWORD", "must be set to a real password of at least 12 characters in production")
+		}
+	} else {
+		if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+			fail("BEACON_JWT_SECRET", "must be at least 32 bytes")
+		}
+		if c.AdminEmail == "" {
+			c.AdminEmail = DevAdminEmail
+		}
+		if c.AdminPassword == "" {
+			c.AdminPassword = DevAdminPassword
+		}
+	}
 	if len(errs) > 0 {
 		// One line, so the message reads well in a terminal and a log.
 		return Config{}, errors.New("config: " + strings.Join(errs, "; "))
@@ -192,6 +250,28 @@ func MaskURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// placeholders are values that mean "nobody set this".
+var placeholders = []string{"changeme", "change-me", "change_me", "password", "secret", "admin", "example", "placeholder", "xxx", "todo"}
+
+// IsPlaceholder reports whether a secret looks unset or like a sample value.
+func IsPlaceholder(s string) bool {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == "" || strings.HasPrefix(v, "<") || strings.HasPrefix(v, "${") {
+		return true
+	}
+	for _, p := range []string{"changeme", "change-me", "change_me", "dev-only", "placeholder"} {
+		if strings.Contains(v, p) {
+			return true
+		}
+	}
+	for _, p := range placeholders {
+		if v == p {
+			return true
+		}
+	}
+	return false
 }
 
 func checkDatabaseURL(raw string) error {

@@ -27,9 +27,45 @@ func TestLoadDefaults(t *testing.T) {
 	require.True(t, c.MigrateOnStart)
 	require.Empty(t, c.CheckAllow)
 
-	c, err = Load(env(map[string]string{"BEACON_ENV": "production"}))
+	require.Equal(t, DevAdminEmail, c.AdminEmail, "development has a default first admin")
+	require.Equal(t, DevAdminPassword, c.AdminPassword)
+
+	c, err = Load(env(production))
 	require.NoError(t, err)
 	require.Equal(t, "json", c.LogFormat)
+}
+
+// production holds the secrets production requires.
+var production = map[string]string{
+	"BEACON_ENV":            "production",
+	"BEACON_JWT_SECRET":     "4bX9q2Lr7vT0wYk1mNc8ZpQ3sJd6HfGa",
+	"BEACON_ADMIN_EMAIL":    "ops@example.org",
+	"BEACON_ADMIN_PASSWORD": "correct horse battery staple",
+}
+
+func TestProductionRefusesPlaceholderSecrets(t *testing.T) {
+	t.Parallel()
+	for name, bad := range map[string][]string{
+		"BEACON_JWT_SECRET":     {"", "changeme", "short", "${BEACON_JWT_SECRET}", "<random>"},
+		"BEACON_ADMIN_EMAIL":    {"", "nobody"},
+		"BEACON_ADMIN_PASSWORD": {"", "changeme", "password", "short", DevAdminPassword, "change-me-please-now"},
+	} {
+		for _, v := range bad {
+			vars := map[string]string{}
+			for k, val := range production {
+				vars[k] = val
+			}
+			vars[name] = v
+			_, err := Load(env(vars))
+			require.Error(t, err, "%s=%q", name, v)
+			require.Contains(t, err.Error(), name)
+			if len(v) > 8 {
+				require.NotContains(t, err.Error(), v, "the error must not echo the secret")
+			}
+		}
+	}
+	_, err := Load(env(map[string]string{"BEACON_JWT_SECRET": "too-short"}))
+	require.ErrorContains(t, err, "BEACON_JWT_SECRET", "a set secret is checked in development too")
 }
 
 func TestLoadValues(t *testing.T) {
