@@ -1,0 +1,260 @@
+package auth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/pgtest"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type bundle struct {
+	svc   *auth.Service
+	clock *clock
+	user  auth.User
+}
+
+const password = "a very good password"
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	pool := pgtest.New(t)
+	c := &clock{now: time.Now()}
+	svc, err := auth.NewService(pool, auth.Config{Secret: secret, BcryptCost: 4, Now: c.Now,
+		AccessTTL: 15 * time.Minute, RefreshTTL: time.Hour, MaxFailures: 3, FailureWindow: 10 * time.Minute})
+	require.NoError(t, err)
+	u, err := svc.CreateUser(context.Background(), "Ada@Example.org", password, auth.RoleMember)
+	require.NoError(t, err)
+	return &bundle{svc: svc, clock: c, user: u}
+}
+
+func requireOAuth(t *testing.T, err error, code string) *auth.OAuthError {
+	t.Helper()
+	var oe *auth.OAuthError
+	require.True(t, errors.As(err, &oe), "want an OAuth error %s, got %v", code, err)
+	require.Equal(t, code, oe.Code)
+	return oe
+}
+
+func TestPasswordGrant(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	tok, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "1.2.3.4")
+	require.NoError(t, err, "emails match case-insensitively")
+	require.Equal(t, "Bearer", tok.TokenType)
+	require.Equal(t, 900, tok.ExpiresIn)
+	require.NotEmpty(t, tok.RefreshToken)
+
+	p, err := b.svc.Authenticate(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	require.Equal(t, auth.Principal{UserID: b.user.ID, Role: auth.RoleMember}, p)
+
+	// Wrong password and unknown account fail the same way.
+	_, err1 := b.svc.PasswordGrant(ctx, "ada@example.org", "wrong password!!", "1.2.3.4")
+	_, err2 := b.svc.PasswordGrant(ctx, "nobody@example.org", "wrong password!!", "1.2.3.4")
+	e1, e2 := requireOAuth(t, err1, "invalid_grant"), requireOAuth(t, err2, "invalid_grant")
+	require.Equal(t, e1.Description, e2.Description, "a failed login never reveals whether the account exists")
+}
+
+func TestAccessTokensExpireAndResistTampering(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	tok, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "ip")
+	require.NoError(t, err)
+
+	parts := strings.Split(tok.AccessToken, ".")
+	require.Len(t, parts, 3)
+	// A payload claiming admin, with the original signature.
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	forged := strings.Replace(string(payload), `"role":"member"`, `"role":"admin"`, 1)
+	require.NotEqual(t, string(payload), forged)
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(forged)) + "." + parts[2]
+
+	otherKey, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "1", "role": "admin", "iss": "beacon", "aud": "beacon-api", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte("another-key-another-key-another-key"))
+	require.NoError(t, err)
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
+		"sub": "1", "role": "admin", "iss": "beacon", "aud": "beacon-api", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	require.NoError(t, err)
+	noExp, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "1", "role": "admin", "iss": "beacon", "aud": "beacon-api",
+	}).SignedString(secret)
+	require.NoError(t, err)
+	wrongAud, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "1", "role": "admin", "iss": "beacon", "aud": "someone-else", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString(secret)
+	require.NoError(t, err)
+
+	for name, bad := range map[string]string{
+		"tampered": tampered, "other key": otherKey, "alg none": none, "no expiry": noExp,
+		"wrong audience": wrongAud, "garbage": "not.a.jwt", "empty": "",
+	} {
+		_, err := b.svc.Authenticate(ctx, bad)
+		require.ErrorIs(t, err, auth.ErrUnauthenticated, name)
+	}
+
+	b.clock.Add(16 * time.Minute)
+	_, err = b.svc.Authenticate(ctx, tok.AccessToken)
+	require.ErrorIs(t, err, auth.ErrUnauthenticated, "expired")
+}
+
+func TestRefreshRotationAndReuseDetection(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	first, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "ip")
+	require.NoError(t, err)
+
+	second, err := b.svc.RefreshGrant(ctx, first.RefreshToken)
+	require.NoError(t, err)
+	require.NotEqual(t, first.RefreshToken, second.RefreshToken, "rotated")
+	_, err = b.svc.Authenticate(ctx, second.AccessToken)
+	require.NoError(t, err)
+
+	// The spent token used again: taken as stolen, the whole family dies,
+	// including the token rotated from it.
+	_, err = b.svc.RefreshGrant(ctx, first.RefreshToken)
+	requireOAuth(t, err, "invalid_grant")
+	_, err = b.svc.RefreshGrant(ctx, second.RefreshToken)
+	requireOAuth(t, err, "invalid_grant")
+
+	// Another sign-in is another family, unaffected.
+	third, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "ip")
+	require.NoError(t, err)
+	// Expiry.
+	b.clock.Add(2 * time.Hour)
+	_, err = b.svc.RefreshGrant(ctx, third.RefreshToken)
+	requireOAuth(t, err, "invalid_grant")
+	_, err = b.svc.RefreshGrant(ctx, "unknown-token")
+	requireOAuth(t, err, "invalid_grant")
+}
+
+func TestRevokeRefresh(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	tok, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "ip")
+	require.NoError(t, err)
+	rotated, err := b.svc.RefreshGrant(ctx, tok.RefreshToken)
+	require.NoError(t, err)
+	require.NoError(t, b.svc.RevokeRefresh(ctx, tok.RefreshToken), "revoking any token of a sign-in ends it")
+	_, err = b.svc.RefreshGrant(ctx, rotated.RefreshToken)
+	requireOAuth(t, err, "invalid_grant")
+	require.NoError(t, b.svc.RevokeRefresh(ctx, "never-issued"), "unknown tokens are not an error (RFC 7009)")
+}
+
+func TestClientCredentials(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	c, err := b.svc.CreateClient(ctx, b.user.ID, "ci")
+	require.NoError(t, err)
+	require.NotEmpty(t, c.Secret)
+
+	tok, err := b.svc.ClientCredentialsGrant(ctx, c.ClientID, c.Secret, "ip")
+	require.NoError(t, err)
+	require.Empty(t, tok.RefreshToken, "no refresh token for client credentials")
+	p, err := b.svc.Authenticate(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	require.Equal(t, b.user.ID, p.UserID, "a client acts as its owner")
+	require.Equal(t, c.ClientID, p.ClientID)
+
+	_, err = b.svc.ClientCredentialsGrant(ctx, c.ClientID, "wrong", "ip")
+	requireOAuth(t, err, "invalid_client")
+
+	listed, err := b.svc.Clients(ctx, b.user.ID)
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	require.Empty(t, listed[0].Secret, "the secret is shown once")
+
+	// Another user cannot revoke it; its owner can, and its tokens stop at once.
+	other, err := b.svc.CreateUser(ctx, "bob@example.org", password, auth.RoleMember)
+	require.NoError(t, err)
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, other.ID, c.ID)))
+	require.NoError(t, b.svc.RevokeClient(ctx, b.user.ID, c.ID))
+	_, err = b.svc.Authenticate(ctx, tok.AccessToken)
+	require.ErrorIs(t, err, auth.ErrUnauthenticated)
+	_, err = b.svc.ClientCredentialsGrant(ctx, c.ClientID, c.Secret, "ip")
+	requireOAuth(t, err, "invalid_client")
+}
+
+func TestFailedLoginsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for range 3 {
+		_, err := b.svc.PasswordGrant(ctx, "ada@example.org", "wrong password!!", "9.9.9.9")
+		requireOAuth(t, err, "invalid_grant")
+	}
+	// Even the right password is refused now, with a time to wait.
+	_, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "9.9.9.9")
+	e := requireOAuth(t, err, "slow_down")
+	require.Positive(t, e.RetryAfter)
+	require.LessOrEqual(t, e.RetryAfter, 600)
+	// Unknown accounts are limited the same way.
+	for range 3 {
+		_, _ = b.svc.PasswordGrant(ctx, "ghost@example.org", "wrong password!!", "9.9.9.9")
+	}
+	_, err = b.svc.PasswordGrant(ctx, "ghost@example.org", "wrong password!!", "9.9.9.9")
+	requireOAuth(t, err, "slow_down")
+	// Another address is not blocked; the window passes.
+	_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "8.8.8.8")
+	require.NoError(t, err)
+	b.clock.Add(11 * time.Minute)
+	_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "9.9.9.9")
+	require.NoError(t, err)
+}
+
+func TestUsersAndFirstAdmin(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	id, created, err := b.svc.EnsureAdmin(ctx, "root@example.org", password)
+	require.NoError(t, err)
+	require.True(t, created)
+	again, created, err := b.svc.EnsureAdmin(ctx, "ROOT@example.org", "another password 123")
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, id, again)
+
+	_, err = b.svc.CreateUser(ctx, "ada@EXAMPLE.org", password, auth.RoleMember)
+	require.Equal(t, apperr.Conflict, apperr.CodeOf(err))
+	for _, bad := range []struct{ email, pw string }{{"not-an-email", password}, {"x@y.z", "short"}, {"x@y.z", "changeme-changeme"}} {
+		_, err = b.svc.CreateUser(ctx, bad.email, bad.pw, auth.RoleMember)
+		require.Equal(t, apperr.Invalid, apperr.CodeOf(err), "%v", bad)
+	}
+	users, err := b.svc.Users(ctx)
+	require.NoError(t, err)
+	require.Len(t, users, 2)
+	require.NoError(t, b.svc.DeleteUser(ctx, b.user.ID))
+	_, err = b.svc.GetUser(ctx, b.user.ID)
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
+}
