@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beaconhq/beacon/internal/netguard"
 )
@@ -17,6 +19,9 @@ import (
 // maxBodyRead bounds how much of a response a check reads: enough to time a
 // real page load, never enough to let a target exhaust memory.
 const maxBodyRead = 1 << 20
+
+// maxErrorLen bounds a stored error text (and the NOTIFY payload that carries it).
+const maxErrorLen = 500
 
 // Checker performs one HTTP check of a monitor.
 type Checker struct {
@@ -53,6 +58,7 @@ func (c *Checker) Check(ctx context.Context, m Monitor) Result {
 	switch {
 	case err != nil:
 		r.ErrorKind, r.Error = classify(ctx, err)
+		r.Error = capText(r.Error)
 	case !m.Expects(*r.StatusCode):
 		r.ErrorKind, r.Error = "status", "unexpected status "+http.StatusText(*r.StatusCode)
 	default:
@@ -108,4 +114,19 @@ func innerText(err error) string {
 		err = uErr.Err
 	}
 	return err.Error()
+}
+
+// capText bounds an error text to maxErrorLen bytes, cutting on a rune
+// boundary and making it valid UTF-8: the target controls part of the text,
+// and PostgreSQL refuses invalid UTF-8 (the result would never be stored).
+func capText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

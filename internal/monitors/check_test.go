@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -455,4 +456,57 @@ func TestCheckerSSRF(t *testing.T) {
 			require.Less(t, time.Since(start), time.Second, "a refusal is immediate")
 		})
 	}
+}
+
+// A target controls part of some error texts (a malformed status line is
+// quoted back): a huge one is capped, so it neither bloats check_results nor
+// overflows the NOTIFY payload (at most 8000 bytes) that carries the result.
+func TestCheckerLongErrorIsCapped(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ASCII", func(t *testing.T) {
+		t.Parallel()
+		addr := rawServer(t, true, strings.Repeat("garbage", 2000)+"\r\n\r\n")
+		r := loopbackClient().Check(context.Background(), monitorFor(t, "http://"+addr+"/"+secretQuery))
+		requireFailure(t, r, "request")
+		require.Contains(t, r.Error, "malformed HTTP response")
+		require.LessOrEqual(t, len(r.Error), 500+len("…"))
+		require.True(t, strings.HasSuffix(r.Error, "…"), "a capped text says so: ...%q", r.Error[len(r.Error)-10:])
+
+		// Stored and announced whole.
+		b := setup(t)
+		conn := listen(t, b)
+		m := mustCreate(t, b, validSpec("api"))
+		r.MonitorID = m.ID
+		jobID := int64(1)
+		r.JobID = &jobID
+		mustRecord(t, b, r)
+		got, err := b.store.ResultByJob(context.Background(), jobID)
+		require.NoError(t, err)
+		require.Equal(t, r.Error, got.Error)
+		ev := nextEvent(t, conn)
+		require.NotNil(t, ev.Result)
+		require.Equal(t, r.Error, ev.Result.Error)
+	})
+
+	// Cut on a character boundary: PostgreSQL refuses invalid UTF-8, so a
+	// cut character would make the result unstorable (the job fails, is
+	// retried, and the target's failure is never recorded).
+	t.Run("Multibyte", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		m := mustCreate(t, b, validSpec("api"))
+		// A three-byte character at each alignment: a byte-wise cut splits
+		// it at two of the three.
+		for pad := range 3 {
+			addr := rawServer(t, true, strings.Repeat("x", pad)+strings.Repeat("€", 1000)+"\r\n\r\n")
+			r := loopbackClient().Check(context.Background(), monitorFor(t, "http://"+addr+"/"+secretQuery))
+			requireFailure(t, r, "request")
+			require.LessOrEqual(t, len(r.Error), 500+len("…"))
+			require.True(t, utf8.ValidString(r.Error), "pad %d: error text is not valid UTF-8: ...%q", pad, r.Error[len(r.Error)-10:])
+
+			r.MonitorID = m.ID
+			mustRecord(t, b, r)
+		}
+	})
 }

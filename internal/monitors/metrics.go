@@ -57,16 +57,17 @@ func (m *Metrics) RecordCheck(ctx context.Context, method string, r Result) {
 }
 
 // ObserveStates reports the number of monitors by state and enabled flag,
-// read from the database at each collection.
-func ObserveStates(mp metric.MeterProvider, store *Store) error {
+// read from the database at each collection. Unregister the result before
+// closing the store's pool.
+func ObserveStates(mp metric.MeterProvider, store *Store) (metric.Registration, error) {
 	meter := mp.Meter(meterName)
 	gauge, err := meter.Int64ObservableGauge("beacon.monitors",
 		metric.WithDescription("Monitors by current state."),
 		metric.WithUnit("{monitor}"))
 	if err != nil {
-		return fmt.Errorf("monitors gauge: %w", err)
+		return nil, fmt.Errorf("monitors gauge: %w", err)
 	}
-	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	reg, err := meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		counts, err := store.CountByState(ctx)
@@ -82,9 +83,9 @@ func ObserveStates(mp metric.MeterProvider, store *Store) error {
 		return nil
 	}, gauge)
 	if err != nil {
-		return fmt.Errorf("monitors gauge: %w", err)
+		return nil, fmt.Errorf("monitors gauge: %w", err)
 	}
-	return nil
+	return reg, nil
 }
 
 type stateKey struct {

@@ -7,6 +7,7 @@ package monitors
 
 import (
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,8 @@ const (
 	MaxNameLen  = 200
 )
 
+var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$`)
+
 // Methods a check may use. Checks carry no body, so only these make sense.
 var Methods = []string{"GET", "HEAD", "POST"}
 
@@ -47,11 +50,14 @@ type Spec struct {
 	// ExpectedStatus lists the status codes that count as up; empty means any 2xx.
 	ExpectedStatus []int `json:"expected_status"`
 	Enabled        bool  `json:"enabled"`
+	// PublicSlug publishes a status page at /v1/public/status/{slug}; nil: private.
+	PublicSlug *string `json:"public_slug,omitempty"`
 }
 
 // Monitor is a stored monitor and what Beacon knows of its health.
 type Monitor struct {
-	ID int64 `json:"id"`
+	ID      int64  `json:"id"`
+	OwnerID *int64 `json:"-"`
 	Spec
 	State         State      `json:"state"`
 	LastCheckedAt *time.Time `json:"last_checked_at,omitempty"`
@@ -109,6 +115,9 @@ func (s Spec) Validate() error {
 	}
 	if time.Duration(s.TimeoutMS)*time.Millisecond >= time.Duration(s.IntervalSeconds)*time.Second {
 		return apperr.InvalidField("timeout_ms", "must be shorter than the interval (%d s)", s.IntervalSeconds)
+	}
+	if s.PublicSlug != nil && !slugPattern.MatchString(*s.PublicSlug) {
+		return apperr.InvalidField("public_slug", "must be 3 to 64 lowercase letters, digits or dashes, not starting or ending with a dash")
 	}
 	if len(s.ExpectedStatus) > 20 {
 		return apperr.InvalidField("expected_status", "at most 20 status codes")

@@ -132,6 +132,25 @@ func TestSpecValidate(t *testing.T) {
 		{"ExpectedStatusTooMany", func(s *monitors.Spec) { s.ExpectedStatus = codes(21) }, "expected_status"},
 		// Counted after de-duplication.
 		{"ExpectedStatusDuplicates", func(s *monitors.Spec) { s.ExpectedStatus = append(codes(20), codes(20)...) }, ""},
+
+		{"SlugNone", func(s *monitors.Spec) { s.PublicSlug = nil }, ""},
+		{"SlugMinLength", func(s *monitors.Spec) { s.PublicSlug = ptr("a1b") }, ""},
+		{"SlugMaxLength", func(s *monitors.Spec) { s.PublicSlug = ptr(strings.Repeat("a", 64)) }, ""},
+		{"SlugDashes", func(s *monitors.Spec) { s.PublicSlug = ptr("my-api--status") }, ""},
+		{"SlugDigits", func(s *monitors.Spec) { s.PublicSlug = ptr("2030") }, ""},
+		{"SlugEmpty", func(s *monitors.Spec) { s.PublicSlug = ptr("") }, "public_slug"},
+		{"SlugTooShort", func(s *monitors.Spec) { s.PublicSlug = ptr("ab") }, "public_slug"},
+		{"SlugTooLong", func(s *monitors.Spec) { s.PublicSlug = ptr(strings.Repeat("a", 65)) }, "public_slug"},
+		{"SlugLeadingDash", func(s *monitors.Spec) { s.PublicSlug = ptr("-api") }, "public_slug"},
+		{"SlugTrailingDash", func(s *monitors.Spec) { s.PublicSlug = ptr("api-") }, "public_slug"},
+		{"SlugUppercase", func(s *monitors.Spec) { s.PublicSlug = ptr("My-API") }, "public_slug"},
+		{"SlugUnderscore", func(s *monitors.Spec) { s.PublicSlug = ptr("my_api") }, "public_slug"},
+		{"SlugDot", func(s *monitors.Spec) { s.PublicSlug = ptr("my.api") }, "public_slug"},
+		{"SlugSlash", func(s *monitors.Spec) { s.PublicSlug = ptr("my/api") }, "public_slug"},
+		{"SlugSpace", func(s *monitors.Spec) { s.PublicSlug = ptr("my api") }, "public_slug"},
+		{"SlugPadded", func(s *monitors.Spec) { s.PublicSlug = ptr(" api ") }, "public_slug"},
+		{"SlugTrailingNewline", func(s *monitors.Spec) { s.PublicSlug = ptr("api\n") }, "public_slug"},
+		{"SlugNonASCII", func(s *monitors.Spec) { s.PublicSlug = ptr("café") }, "public_slug"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,3 +222,5 @@ func TestMonitorDurations(t *testing.T) {
 	require.Equal(t, 90*time.Second, m.Interval())
 	require.Equal(t, 1500*time.Millisecond, m.Timeout())
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -41,8 +41,8 @@ func TestCheckerErrorHidesAddresses(t *testing.T) {
 func TestStoreRejectsBadLimits(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	m := mustCreate(t, b.store, validSpec("x"))
-	_, err := b.store.Results(context.Background(), m.ID, monitors.ResultQuery{From: t0.Add(-time.Hour), To: t0, Limit: 0})
+	m := mustCreate(t, b, validSpec("x"))
+	_, err := b.store.Results(context.Background(), b.owner, m.ID, monitors.ResultQuery{From: t0.Add(-time.Hour), To: t0, Limit: 0})
 	requireInvalid(t, err, "limit")
 	_, err = b.store.PruneResults(context.Background(), t0, 0)
 	require.Error(t, err)

@@ -20,14 +20,14 @@ type Service struct {
 // RunCheck enqueues an immediate check of a monitor and returns the job id.
 // The job is inserted in the transaction that finds the monitor, so a check
 // is never enqueued for a monitor deleted at the same moment.
-func (s *Service) RunCheck(ctx context.Context, id int64) (int64, error) {
+func (s *Service) RunCheck(ctx context.Context, owner, id int64) (int64, error) {
 	tx, err := s.Store.Pool().Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 FOR SHARE`, id).Scan(&one)
+	err = tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2 FOR SHARE`, id, owner).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, notFound(id)
 	}

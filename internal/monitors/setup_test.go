@@ -46,16 +46,30 @@ type testBundle struct {
 	pool  *pgxpool.Pool
 	store *monitors.Store
 	clock *testClock
+	owner int64 // a user; mustCreate and mustGet act as them
 }
 
-// setup gives a test its own migrated database and a store whose clock
-// starts at t0.
+// setup gives a test its own migrated database, a user who owns what the
+// test creates, and a store whose clock starts at t0.
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	url := pgtest.NewURL(t)
 	pool := mustOpen(t, url, nil)
 	clock := &testClock{now: t0}
-	return &testBundle{url: url, pool: pool, store: monitors.NewStore(pool, clock.Now), clock: clock}
+	return &testBundle{
+		url: url, pool: pool, store: monitors.NewStore(pool, clock.Now), clock: clock,
+		owner: mustUser(t, pool, "owner@example.com"),
+	}
+}
+
+// mustUser inserts a member directly (the auth package is not under test
+// here) and returns its id.
+func mustUser(t *testing.T, pool *pgxpool.Pool, email string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`INSERT INTO users (email, password_hash, role) VALUES ($1, 'x', 'member') RETURNING id`, email).Scan(&id))
+	return id
 }
 
 // mustOpen opens a pool on url, closed when the test ends.
@@ -81,16 +95,18 @@ func validSpec(name string) monitors.Spec {
 	return monitors.Spec{Name: name, URL: "https://example.com/health", Enabled: true}
 }
 
-func mustCreate(t *testing.T, store *monitors.Store, spec monitors.Spec) monitors.Monitor {
+// mustCreate creates a monitor of b.owner.
+func mustCreate(t *testing.T, b *testBundle, spec monitors.Spec) monitors.Monitor {
 	t.Helper()
-	m, err := store.Create(context.Background(), spec)
+	m, err := b.store.Create(context.Background(), b.owner, spec)
 	require.NoError(t, err)
 	return m
 }
 
-func mustGet(t *testing.T, store *monitors.Store, id int64) monitors.Monitor {
+// mustGet reads a monitor of b.owner.
+func mustGet(t *testing.T, b *testBundle, id int64) monitors.Monitor {
 	t.Helper()
-	m, err := store.Get(context.Background(), id)
+	m, err := b.store.Get(context.Background(), b.owner, id)
 	require.NoError(t, err)
 	return m
 }

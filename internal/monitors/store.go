@@ -3,6 +3,7 @@ package monitors
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beaconhq/beacon/internal/apperr"
@@ -34,40 +36,66 @@ func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
 // spans the store and the job queue.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-const monitorColumns = `id, name, url, method, interval_seconds, timeout_ms, expected_status,
-	enabled, state, last_checked_at, next_check_at, created_at, updated_at`
+const monitorColumns = `id, owner_id, name, url, method, interval_seconds, timeout_ms, expected_status,
+	enabled, public_slug, state, last_checked_at, next_check_at, created_at, updated_at`
 
 func scanMonitor(row pgx.Row) (Monitor, error) {
 	var m Monitor
-	err := row.Scan(&m.ID, &m.Name, &m.URL, &m.Method, &m.IntervalSeconds, &m.TimeoutMS, &m.ExpectedStatus,
-		&m.Enabled, &m.State, &m.LastCheckedAt, &m.NextCheckAt, &m.CreatedAt, &m.UpdatedAt)
+	err := row.Scan(&m.ID, &m.OwnerID, &m.Name, &m.URL, &m.Method, &m.IntervalSeconds, &m.TimeoutMS, &m.ExpectedStatus,
+		&m.Enabled, &m.PublicSlug, &m.State, &m.LastCheckedAt, &m.NextCheckAt, &m.CreatedAt, &m.UpdatedAt)
 	return m, err
+}
+
+// slugTaken turns the unique violation on public_slug into a conflict.
+func slugTaken(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName, "public_slug") {
+		return &apperr.Error{Code: apperr.Conflict, Field: "public_slug", Message: "this public slug is taken"}
+	}
+	return err
 }
 
 func notFound(id int64) error {
 	return apperr.Errorf(apperr.NotFound, "monitor %d not found", id)
 }
 
-// Create validates spec and stores a new monitor, due for a first check now.
-func (s *Store) Create(ctx context.Context, spec Spec) (Monitor, error) {
+// Create validates spec and stores a new monitor of owner, due for a first
+// check now.
+func (s *Store) Create(ctx context.Context, owner int64, spec Spec) (Monitor, error) {
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
 		return Monitor{}, err
 	}
 	m, err := scanMonitor(s.pool.QueryRow(ctx, `
-		INSERT INTO monitors (name, url, method, interval_seconds, timeout_ms, expected_status, enabled,
-			next_check_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)
+		INSERT INTO monitors (owner_id, name, url, method, interval_seconds, timeout_ms, expected_status, enabled,
+			public_slug, next_check_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
 		RETURNING `+monitorColumns,
-		spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, s.now()))
+		owner, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled,
+		spec.PublicSlug, s.now()))
 	if err != nil {
+		if e := slugTaken(err); e != err {
+			return Monitor{}, e
+		}
 		return Monitor{}, fmt.Errorf("create monitor: %w", err)
 	}
 	return m, nil
 }
 
-// Get returns one monitor.
-func (s *Store) Get(ctx context.Context, id int64) (Monitor, error) {
+// Get returns one monitor of owner; another owner's is not found.
+func (s *Store) Get(ctx context.Context, owner, id int64) (Monitor, error) {
+	m, err := scanMonitor(s.pool.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Monitor{}, notFound(id)
+	}
+	if err != nil {
+		return Monitor{}, fmt.Errorf("get monitor %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// lookup returns a monitor whoever owns it, for the workers.
+func (s *Store) lookup(ctx context.Context, id int64) (Monitor, error) {
 	m, err := scanMonitor(s.pool.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Monitor{}, notFound(id)
@@ -78,9 +106,9 @@ func (s *Store) Get(ctx context.Context, id int64) (Monitor, error) {
 	return m, nil
 }
 
-// List returns up to limit monitors with an id greater than after, by id.
-func (s *Store) List(ctx context.Context, after int64, limit int) ([]Monitor, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+// List returns up to limit monitors of owner with an id greater than after, by id.
+func (s *Store) List(ctx context.Context, owner, after int64, limit int) ([]Monitor, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3`, owner, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list monitors: %w", err)
 	}
@@ -94,14 +122,14 @@ func (s *Store) List(ctx context.Context, after int64, limit int) ([]Monitor, er
 // Update applies change to the monitor's spec under a row lock, validates
 // the outcome and stores it. A re-enabled monitor is due at once; a shorter
 // interval brings the next check forward.
-func (s *Store) Update(ctx context.Context, id int64, change func(*Spec)) (Monitor, error) {
+func (s *Store) Update(ctx context.Context, owner, id int64, change func(*Spec)) (Monitor, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 
-	old, err := scanMonitor(tx.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 FOR UPDATE`, id))
+	old, err := scanMonitor(tx.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Monitor{}, notFound(id)
 	}
@@ -124,11 +152,15 @@ func (s *Store) Update(ctx context.Context, id int64, change func(*Spec)) (Monit
 	}
 	m, err := scanMonitor(tx.QueryRow(ctx, `
 		UPDATE monitors SET name = $2, url = $3, method = $4, interval_seconds = $5, timeout_ms = $6,
-			expected_status = $7, enabled = $8, next_check_at = $9, updated_at = $10
+			expected_status = $7, enabled = $8, next_check_at = $9, updated_at = $10, public_slug = $11
 		WHERE id = $1
 		RETURNING `+monitorColumns,
-		id, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, next, now))
+		id, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, next, now,
+		spec.PublicSlug))
 	if err != nil {
+		if e := slugTaken(err); e != err {
+			return Monitor{}, e
+		}
 		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -137,9 +169,9 @@ func (s *Store) Update(ctx context.Context, id int64, change func(*Spec)) (Monit
 	return m, nil
 }
 
-// Delete removes a monitor and its results.
-func (s *Store) Delete(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM monitors WHERE id = $1`, id)
+// Delete removes a monitor of owner and its results.
+func (s *Store) Delete(ctx context.Context, owner, id int64) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner)
 	if err != nil {
 		return fmt.Errorf("delete monitor %d: %w", id, err)
 	}
@@ -152,6 +184,8 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 // RecordResult stores a check result and the monitor's new state in tx, so
 // the caller can complete the job that produced it in the same transaction.
 func (s *Store) RecordResult(ctx context.Context, tx pgx.Tx, r Result) (int64, error) {
+	// Whoever the caller, the text must fit a NOTIFY payload and be valid UTF-8.
+	r.Error = capText(r.Error)
 	var id int64
 	err := tx.QueryRow(ctx, `
 		INSERT INTO check_results (monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error)
@@ -172,7 +206,48 @@ func (s *Store) RecordResult(ctx context.Context, tx pgx.Tx, r Result) (int64, e
 		r.MonitorID, state, r.CheckedAt); err != nil {
 		return 0, fmt.Errorf("update state of monitor %d: %w", r.MonitorID, err)
 	}
+	r.ID = id
+	ev := Event{Type: EventCheckResult, MonitorID: r.MonitorID, Result: &r}
+	if err := tx.QueryRow(ctx, `SELECT owner_id, state FROM monitors WHERE id = $1`, r.MonitorID).Scan(&ev.OwnerID, &ev.State); err != nil {
+		return 0, fmt.Errorf("read state of monitor %d: %w", r.MonitorID, err)
+	}
+	if err := notify(ctx, tx, ev); err != nil {
+		return 0, err
+	}
 	return id, nil
+}
+
+// EventsChannel is the PostgreSQL NOTIFY channel carrying Events. NOTIFY is
+// sent at commit, so a listener never hears of a change that rolled back,
+// and every API replica listening hears it.
+const EventsChannel = "beacon_events"
+
+// Event types.
+const (
+	EventCheckResult = "check_result"
+)
+
+// Event announces a change to a monitor's owner.
+type Event struct {
+	Type      string  `json:"type"`
+	OwnerID   *int64  `json:"owner_id,omitempty"`
+	MonitorID int64   `json:"monitor_id"`
+	State     State   `json:"state,omitempty"`
+	Result    *Result `json:"result,omitempty"`
+}
+
+func notify(ctx context.Context, tx pgx.Tx, ev Event) error {
+	if ev.OwnerID == nil {
+		return nil // nobody may see it
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, string(payload)); err != nil {
+		return fmt.Errorf("notify %s: %w", ev.Type, err)
+	}
+	return nil
 }
 
 const resultColumns = `id, monitor_id, job_id, checked_at, duration_ms, status_code, ok,
@@ -233,11 +308,11 @@ func decodeCursor(c string) (time.Time, int64, error) {
 }
 
 // Results returns a page of a monitor's results in [From, To), newest first.
-func (s *Store) Results(ctx context.Context, monitorID int64, q ResultQuery) (ResultPage, error) {
+func (s *Store) Results(ctx context.Context, owner, monitorID int64, q ResultQuery) (ResultPage, error) {
 	if q.Limit < 1 {
 		return ResultPage{}, apperr.InvalidField("limit", "must be at least 1")
 	}
-	if _, err := s.Get(ctx, monitorID); err != nil {
+	if _, err := s.Get(ctx, owner, monitorID); err != nil {
 		return ResultPage{}, err
 	}
 	// Without a cursor, start just past To: (To, MaxInt64) sorts after every row in range.
@@ -278,8 +353,8 @@ func (s *Store) Results(ctx context.Context, monitorID int64, q ResultQuery) (Re
 // Stats summarises a monitor's checks in [from, to) per bucket, computed in
 // SQL. Buckets are aligned on multiples of bucket since the Unix epoch (the
 // first may start before from), and only buckets holding checks are returned.
-func (s *Store) Stats(ctx context.Context, monitorID int64, from, to time.Time, bucket time.Duration) ([]Bucket, error) {
-	if _, err := s.Get(ctx, monitorID); err != nil {
+func (s *Store) Stats(ctx context.Context, owner, monitorID int64, from, to time.Time, bucket time.Duration) ([]Bucket, error) {
+	if _, err := s.Get(ctx, owner, monitorID); err != nil {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `
@@ -378,4 +453,75 @@ func (s *Store) PruneResults(ctx context.Context, before time.Time, batch int) (
 			return total, err
 		}
 	}
+}
+
+// AdoptUnowned gives monitors created before accounts existed to owner.
+func (s *Store) AdoptUnowned(ctx context.Context, owner int64) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE monitors SET owner_id = $1 WHERE owner_id IS NULL`, owner)
+	if err != nil {
+		return 0, fmt.Errorf("adopt unowned monitors: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Status is a monitor's public status page: what its owner chose to publish.
+// The URL is left out: it may point at something private.
+type Status struct {
+	Name          string        `json:"name"`
+	State         State         `json:"state"`
+	LastCheckedAt *time.Time    `json:"last_checked_at,omitempty"`
+	Uptime24h     *float64      `json:"uptime_24h,omitempty"`
+	Uptime7d      *float64      `json:"uptime_7d,omitempty"`
+	Recent        []StatusCheck `json:"recent"`
+}
+
+// StatusCheck is one recent check on a status page.
+type StatusCheck struct {
+	CheckedAt  time.Time `json:"checked_at"`
+	OK         bool      `json:"ok"`
+	DurationMS float64   `json:"duration_ms"`
+}
+
+// PublicStatus returns the status page of the monitor published as slug.
+func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
+	var (
+		st Status
+		id int64
+	)
+	err := s.pool.QueryRow(ctx, `SELECT id, name, state, last_checked_at FROM monitors WHERE public_slug = $1`, slug).
+		Scan(&id, &st.Name, &st.State, &st.LastCheckedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Status{}, apperr.Errorf(apperr.NotFound, "no public status page %q", slug)
+	}
+	if err != nil {
+		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
+	}
+	now := s.now()
+	err = s.pool.QueryRow(ctx, `
+		SELECT avg(ok::int) FILTER (WHERE checked_at >= $2), avg(ok::int)
+		FROM check_results WHERE monitor_id = $1 AND checked_at >= $3`,
+		id, now.Add(-24*time.Hour), now.Add(-7*24*time.Hour)).Scan(&st.Uptime24h, &st.Uptime7d)
+	if err != nil {
+		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT checked_at, ok, duration_ms FROM check_results
+		WHERE monitor_id = $1 ORDER BY checked_at DESC, id DESC LIMIT 50`, id)
+	if err != nil {
+		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
+	}
+	st.Recent, err = pgx.CollectRows(rows, pgx.RowToStructByPos[StatusCheck])
+	if err != nil {
+		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
+	}
+	if st.Recent == nil {
+		st.Recent = []StatusCheck{}
+	}
+	return st, nil
+}
+
+// Owns reports whether owner owns monitor id (for scoping jobs).
+func (s *Store) Owns(ctx context.Context, owner, id int64) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2)`, id, owner).Scan(&ok)
+	return ok, err
 }

@@ -21,7 +21,7 @@ func TestStoreCreateGet(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	m, err := b.store.Create(ctx, monitors.Spec{
+	m, err := b.store.Create(ctx, b.owner, monitors.Spec{
 		Name: " api ", URL: "https://example.com/health", Method: "head",
 		ExpectedStatus: []int{204, 200, 204}, Enabled: true,
 	})
@@ -37,13 +37,13 @@ func TestStoreCreateGet(t *testing.T) {
 	require.Nil(t, m.LastCheckedAt)
 	requireSameTime(t, t0, m.NextCheckAt) // due for a first check at once
 
-	require.Equal(t, m, mustGet(t, b.store, m.ID))
+	require.Equal(t, m, mustGet(t, b, m.ID))
 
-	plain := mustCreate(t, b.store, validSpec("plain"))
+	plain := mustCreate(t, b, validSpec("plain"))
 	require.NotNil(t, plain.ExpectedStatus, "an empty list must read back as [], not null")
 	require.Empty(t, plain.ExpectedStatus)
 
-	_, err = b.store.Get(ctx, plain.ID+1000)
+	_, err = b.store.Get(ctx, b.owner, plain.ID+1000)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 }
 
@@ -53,7 +53,7 @@ func TestStoreCreateInvalid(t *testing.T) {
 
 	spec := validSpec("api")
 	spec.URL = "https://user:secret@example.com/"
-	_, err := b.store.Create(context.Background(), spec)
+	_, err := b.store.Create(context.Background(), b.owner, spec)
 	requireInvalid(t, err, "url")
 	require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM monitors`))
 }
@@ -65,7 +65,7 @@ func TestStoreList(t *testing.T) {
 
 	var want []int64
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		want = append(want, mustCreate(t, b.store, validSpec(name)).ID)
+		want = append(want, mustCreate(t, b, validSpec(name)).ID)
 	}
 
 	var (
@@ -74,7 +74,7 @@ func TestStoreList(t *testing.T) {
 		after int64
 	)
 	for range 10 { // bounded: a broken cursor must not loop forever
-		page, err := b.store.List(ctx, after, 2)
+		page, err := b.store.List(ctx, b.owner, after, 2)
 		require.NoError(t, err)
 		if len(page) == 0 {
 			break
@@ -88,7 +88,7 @@ func TestStoreList(t *testing.T) {
 	require.Equal(t, want, got)
 	require.Equal(t, []int{2, 2, 1}, sizes)
 
-	page, err := b.store.List(ctx, want[1], 100)
+	page, err := b.store.List(ctx, b.owner, want[1], 100)
 	require.NoError(t, err)
 	require.Len(t, page, 3)
 	require.Equal(t, want[2], page[0].ID)
@@ -105,10 +105,10 @@ func TestStoreUpdate(t *testing.T) {
 			Name: "api", URL: "https://example.com/health", Method: "HEAD",
 			IntervalSeconds: 120, TimeoutMS: 1000, ExpectedStatus: []int{200, 204}, Enabled: true,
 		}
-		before := mustCreate(t, b.store, spec)
+		before := mustCreate(t, b, spec)
 
 		b.clock.Set(t0.Add(time.Minute))
-		after, err := b.store.Update(context.Background(), before.ID, func(s *monitors.Spec) { s.Name = "renamed" })
+		after, err := b.store.Update(context.Background(), b.owner, before.ID, func(s *monitors.Spec) { s.Name = "renamed" })
 		require.NoError(t, err)
 
 		want := spec
@@ -117,14 +117,14 @@ func TestStoreUpdate(t *testing.T) {
 		requireSameTime(t, t0.Add(time.Minute), after.UpdatedAt)
 		requireSameTime(t, before.CreatedAt, after.CreatedAt)
 		requireSameTime(t, before.NextCheckAt, after.NextCheckAt)
-		require.Equal(t, after, mustGet(t, b.store, before.ID))
+		require.Equal(t, after, mustGet(t, b, before.ID))
 	})
 
 	t.Run("ChangeIsNormalized", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api"))
-		after, err := b.store.Update(context.Background(), m.ID, func(s *monitors.Spec) {
+		m := mustCreate(t, b, validSpec("api"))
+		after, err := b.store.Update(context.Background(), b.owner, m.ID, func(s *monitors.Spec) {
 			s.Method = "post"
 			s.ExpectedStatus = []int{404, 200, 404}
 		})
@@ -137,17 +137,17 @@ func TestStoreUpdate(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ctx := context.Background()
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 		mustClaim(t, b, 10) // next check at t0+60s
 
 		b.clock.Set(t0.Add(10 * time.Second))
-		off, err := b.store.Update(ctx, m.ID, func(s *monitors.Spec) { s.Enabled = false })
+		off, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Enabled = false })
 		require.NoError(t, err)
 		require.False(t, off.Enabled)
 		requireSameTime(t, t0.Add(60*time.Second), off.NextCheckAt)
 
 		b.clock.Set(t0.Add(10 * time.Minute))
-		on, err := b.store.Update(ctx, m.ID, func(s *monitors.Spec) { s.Enabled = true })
+		on, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Enabled = true })
 		require.NoError(t, err)
 		require.True(t, on.Enabled)
 		requireSameTime(t, t0.Add(10*time.Minute), on.NextCheckAt)
@@ -159,18 +159,18 @@ func TestStoreUpdate(t *testing.T) {
 		ctx := context.Background()
 		spec := validSpec("api")
 		spec.IntervalSeconds = 3600
-		m := mustCreate(t, b.store, spec)
+		m := mustCreate(t, b, spec)
 		mustClaim(t, b, 10)
-		requireSameTime(t, t0.Add(time.Hour), mustGet(t, b.store, m.ID).NextCheckAt)
+		requireSameTime(t, t0.Add(time.Hour), mustGet(t, b, m.ID).NextCheckAt)
 
 		b.clock.Set(t0.Add(time.Minute))
-		shorter, err := b.store.Update(ctx, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 60 })
+		shorter, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 60 })
 		require.NoError(t, err)
 		requireSameTime(t, t0.Add(2*time.Minute), shorter.NextCheckAt)
 
 		// A longer interval never pushes the next check back.
 		b.clock.Set(t0.Add(90 * time.Second))
-		longer, err := b.store.Update(ctx, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 7200 })
+		longer, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 7200 })
 		require.NoError(t, err)
 		requireSameTime(t, t0.Add(2*time.Minute), longer.NextCheckAt)
 	})
@@ -178,22 +178,22 @@ func TestStoreUpdate(t *testing.T) {
 	t.Run("InvalidChangeLeavesRowUnchanged", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 
 		b.clock.Set(t0.Add(time.Minute))
-		_, err := b.store.Update(context.Background(), m.ID, func(s *monitors.Spec) {
+		_, err := b.store.Update(context.Background(), b.owner, m.ID, func(s *monitors.Spec) {
 			s.Name = "renamed"
 			s.Enabled = false
 			s.TimeoutMS = s.IntervalSeconds * 1000
 		})
 		requireInvalid(t, err, "timeout_ms")
-		require.Equal(t, m, mustGet(t, b.store, m.ID))
+		require.Equal(t, m, mustGet(t, b, m.ID))
 	})
 
 	t.Run("NotFound", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, err := b.store.Update(context.Background(), 42, func(s *monitors.Spec) { s.Name = "x" })
+		_, err := b.store.Update(context.Background(), b.owner, 42, func(s *monitors.Spec) { s.Name = "x" })
 		require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	})
 }
@@ -203,24 +203,24 @@ func TestStoreDelete(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	m := mustCreate(t, b.store, validSpec("doomed"))
-	other := mustCreate(t, b.store, validSpec("other"))
+	m := mustCreate(t, b, validSpec("doomed"))
+	other := mustCreate(t, b, validSpec("other"))
 	for i := range 3 {
 		mustRecord(t, b, monitors.Result{MonitorID: m.ID, CheckedAt: t0.Add(time.Duration(i) * time.Second), OK: true})
 	}
 	mustRecord(t, b, monitors.Result{MonitorID: other.ID, CheckedAt: t0, OK: true})
 
-	require.NoError(t, b.store.Delete(ctx, m.ID))
+	require.NoError(t, b.store.Delete(ctx, b.owner, m.ID))
 
-	_, err := b.store.Get(ctx, m.ID)
+	_, err := b.store.Get(ctx, b.owner, m.ID)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM check_results WHERE monitor_id = $1`, m.ID))
 	require.Equal(t, 1, countRows(t, b.pool, `SELECT count(*) FROM check_results WHERE monitor_id = $1`, other.ID))
 
-	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.store.Delete(ctx, m.ID)))
-	_, err = b.store.Results(ctx, m.ID, monitors.ResultQuery{From: t0, To: t0.Add(time.Hour), Limit: 10})
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.store.Delete(ctx, b.owner, m.ID)))
+	_, err = b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: t0, To: t0.Add(time.Hour), Limit: 10})
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
-	_, err = b.store.Stats(ctx, m.ID, t0, t0.Add(time.Hour), time.Minute)
+	_, err = b.store.Stats(ctx, b.owner, m.ID, t0, t0.Add(time.Hour), time.Minute)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 }
 
@@ -230,7 +230,7 @@ func TestStoreRecordResult(t *testing.T) {
 	t.Run("StoresEveryField", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 
 		jobID, status := int64(777), 503
 		in := monitors.Result{
@@ -252,7 +252,7 @@ func TestStoreRecordResult(t *testing.T) {
 	t.Run("EmptyErrorReadsBackEmpty", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 		jobID := int64(1)
 		mustRecord(t, b, monitors.Result{MonitorID: m.ID, JobID: &jobID, CheckedAt: t0, OK: true})
 
@@ -268,10 +268,10 @@ func TestStoreRecordResult(t *testing.T) {
 	t.Run("State", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 		requireState := func(want monitors.State, lastChecked time.Time) {
 			t.Helper()
-			got := mustGet(t, b.store, m.ID)
+			got := mustGet(t, b, m.ID)
 			require.Equal(t, want, got.State)
 			require.NotNil(t, got.LastCheckedAt)
 			requireSameTime(t, lastChecked, *got.LastCheckedAt)
@@ -297,7 +297,7 @@ func TestStoreRecordResult(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ctx := context.Background()
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 
 		tx, err := b.pool.Begin(ctx)
 		require.NoError(t, err)
@@ -305,7 +305,7 @@ func TestStoreRecordResult(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, tx.Rollback(ctx))
 
-		require.Equal(t, monitors.StateUnknown, mustGet(t, b.store, m.ID).State)
+		require.Equal(t, monitors.StateUnknown, mustGet(t, b, m.ID).State)
 		require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM check_results`))
 	})
 }
@@ -315,8 +315,8 @@ func TestStoreResults(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	m := mustCreate(t, b.store, validSpec("api"))
-	other := mustCreate(t, b.store, validSpec("other"))
+	m := mustCreate(t, b, validSpec("api"))
+	other := mustCreate(t, b, validSpec("other"))
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	from, to := at(0), at(10)
 
@@ -349,13 +349,13 @@ func TestStoreResults(t *testing.T) {
 	for name, store := range map[string]*monitors.Store{"PagesNewestFirst": b.store, "PagesNewestFirstWithoutIndex": noIndex} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			requirePages(t, store, m.ID, from, to, wantIDs)
+			requirePages(t, store, b.owner, m.ID, from, to, wantIDs)
 		})
 	}
 
 	t.Run("ExactLastPageHasNoCursor", func(t *testing.T) {
 		t.Parallel()
-		page, err := b.store.Results(ctx, m.ID, monitors.ResultQuery{From: from, To: to, Limit: len(wantIDs)})
+		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: from, To: to, Limit: len(wantIDs)})
 		require.NoError(t, err)
 		require.Len(t, page.Items, len(wantIDs))
 		require.Empty(t, page.NextCursor)
@@ -366,7 +366,7 @@ func TestStoreResults(t *testing.T) {
 	t.Run("Range", func(t *testing.T) {
 		t.Parallel()
 		// [2 s, 7 s): the three at 2 s and the one at 5 s; not those at 7 s.
-		page, err := b.store.Results(ctx, m.ID, monitors.ResultQuery{From: at(2), To: at(7), Limit: 100})
+		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: at(2), To: at(7), Limit: 100})
 		require.NoError(t, err)
 		var got []time.Time
 		for _, r := range page.Items {
@@ -378,7 +378,7 @@ func TestStoreResults(t *testing.T) {
 
 	t.Run("EmptyRange", func(t *testing.T) {
 		t.Parallel()
-		page, err := b.store.Results(ctx, m.ID, monitors.ResultQuery{From: at(100), To: at(200), Limit: 10})
+		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: at(100), To: at(200), Limit: 10})
 		require.NoError(t, err)
 		require.NotNil(t, page.Items)
 		require.Empty(t, page.Items)
@@ -389,7 +389,7 @@ func TestStoreResults(t *testing.T) {
 		t.Parallel()
 		enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 		for _, c := range []string{"!!!", "not base64 at all", enc("12345"), enc("abc.1"), enc("1.abc"), enc(".")} {
-			_, err := b.store.Results(ctx, m.ID, monitors.ResultQuery{From: from, To: to, Cursor: c, Limit: 2})
+			_, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: from, To: to, Cursor: c, Limit: 2})
 			requireInvalid(t, err, "cursor")
 		}
 	})
@@ -397,7 +397,7 @@ func TestStoreResults(t *testing.T) {
 
 // requirePages pages through a monitor's results two at a time and asserts
 // it gets exactly want, in order, on pages of 2, 2, ..., the rest.
-func requirePages(t *testing.T, store *monitors.Store, monitorID int64, from, to time.Time, want []int64) {
+func requirePages(t *testing.T, store *monitors.Store, owner, monitorID int64, from, to time.Time, want []int64) {
 	t.Helper()
 	var (
 		got    []int64
@@ -405,7 +405,7 @@ func requirePages(t *testing.T, store *monitors.Store, monitorID int64, from, to
 		cursor string
 	)
 	for range 2 * len(want) { // bounded: a cursor that does not advance must not loop forever
-		page, err := store.Results(context.Background(), monitorID, monitors.ResultQuery{From: from, To: to, Cursor: cursor, Limit: 2})
+		page, err := store.Results(context.Background(), owner, monitorID, monitors.ResultQuery{From: from, To: to, Cursor: cursor, Limit: 2})
 		require.NoError(t, err)
 		sizes = append(sizes, len(page.Items))
 		for _, r := range page.Items {
@@ -430,8 +430,8 @@ func TestStoreStats(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	m := mustCreate(t, b.store, validSpec("api"))
-	other := mustCreate(t, b.store, validSpec("other"))
+	m := mustCreate(t, b, validSpec("api"))
+	other := mustCreate(t, b, validSpec("other"))
 	at := func(h, min int) time.Time { return t0.Add(time.Duration(h)*time.Hour + time.Duration(min)*time.Minute) }
 	record := func(id int64, checkedAt time.Time, ms float64, ok bool) {
 		mustRecord(t, b, monitors.Result{MonitorID: id, CheckedAt: checkedAt, DurationMS: ms, OK: ok})
@@ -454,7 +454,7 @@ func TestStoreStats(t *testing.T) {
 	record(m.ID, at(2, 30), 400, false)
 	record(m.ID, at(2, 58), 200, true)
 
-	buckets, err := b.store.Stats(ctx, m.ID, from, to, time.Hour)
+	buckets, err := b.store.Stats(ctx, b.owner, m.ID, from, to, time.Hour)
 	require.NoError(t, err)
 	require.Len(t, buckets, 2)
 
@@ -483,7 +483,7 @@ func TestStoreStats(t *testing.T) {
 		t.Parallel()
 		// 7 minutes does not divide an hour: buckets align on the epoch, not on from.
 		const size = 7 * time.Minute
-		buckets, err := b.store.Stats(ctx, m.ID, from, to, size)
+		buckets, err := b.store.Stats(ctx, b.owner, m.ID, from, to, size)
 		require.NoError(t, err)
 
 		want := map[int64][2]int64{} // bucket start -> checks, successes
@@ -518,7 +518,7 @@ func TestStoreStats(t *testing.T) {
 
 	t.Run("Empty", func(t *testing.T) {
 		t.Parallel()
-		buckets, err := b.store.Stats(ctx, m.ID, at(5, 0), at(6, 0), time.Hour)
+		buckets, err := b.store.Stats(ctx, b.owner, m.ID, at(5, 0), at(6, 0), time.Hour)
 		require.NoError(t, err)
 		require.NotNil(t, buckets)
 		require.Empty(t, buckets)
@@ -534,7 +534,7 @@ func TestStorePruneResults(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			ctx := context.Background()
-			m := mustCreate(t, b.store, validSpec("api"))
+			m := mustCreate(t, b, validSpec("api"))
 			cutoff := t0.Add(-24 * time.Hour)
 
 			for i := range 24 {
@@ -587,7 +587,7 @@ func TestStoreClaimDue(t *testing.T) {
 	t.Run("ClaimedOnceKeepingPhase", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api")) // next = t0, every 60 s
+		m := mustCreate(t, b, validSpec("api")) // next = t0, every 60 s
 
 		// Two slots (t0+60 s, t0+120 s) were missed while nothing ran: one
 		// check for the oldest, then back on the t0 + k*60 s grid.
@@ -596,7 +596,7 @@ func TestStoreClaimDue(t *testing.T) {
 		require.Len(t, due, 1)
 		require.Equal(t, m.ID, due[0].MonitorID)
 		requireSameTime(t, t0, due[0].Slot)
-		requireSameTime(t, t0.Add(180*time.Second), mustGet(t, b.store, m.ID).NextCheckAt)
+		requireSameTime(t, t0.Add(180*time.Second), mustGet(t, b, m.ID).NextCheckAt)
 
 		require.Empty(t, mustClaim(t, b, 10), "claimed twice")
 
@@ -605,25 +605,25 @@ func TestStoreClaimDue(t *testing.T) {
 		due = mustClaim(t, b, 10)
 		require.Len(t, due, 1)
 		requireSameTime(t, t0.Add(180*time.Second), due[0].Slot)
-		requireSameTime(t, t0.Add(240*time.Second), mustGet(t, b.store, m.ID).NextCheckAt)
+		requireSameTime(t, t0.Add(240*time.Second), mustGet(t, b, m.ID).NextCheckAt)
 	})
 
 	t.Run("OnlyEnabledAndDue", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		due := mustCreate(t, b.store, validSpec("due"))
+		due := mustCreate(t, b, validSpec("due"))
 		off := validSpec("disabled")
 		off.Enabled = false
-		disabled := mustCreate(t, b.store, off)
+		disabled := mustCreate(t, b, off)
 		b.clock.Set(t0.Add(200 * time.Second))
-		later := mustCreate(t, b.store, validSpec("later"))
+		later := mustCreate(t, b, validSpec("later"))
 
 		b.clock.Set(t0.Add(150 * time.Second))
 		claimed := mustClaim(t, b, 10)
 		require.Len(t, claimed, 1)
 		require.Equal(t, due.ID, claimed[0].MonitorID)
-		requireSameTime(t, t0, mustGet(t, b.store, disabled.ID).NextCheckAt)
-		requireSameTime(t, t0.Add(200*time.Second), mustGet(t, b.store, later.ID).NextCheckAt)
+		requireSameTime(t, t0, mustGet(t, b, disabled.ID).NextCheckAt)
+		requireSameTime(t, t0.Add(200*time.Second), mustGet(t, b, later.ID).NextCheckAt)
 	})
 
 	t.Run("LimitTakesOldestFirst", func(t *testing.T) {
@@ -632,7 +632,7 @@ func TestStoreClaimDue(t *testing.T) {
 		var ids []int64
 		for i := range 3 {
 			b.clock.Set(t0.Add(time.Duration(i) * time.Second))
-			ids = append(ids, mustCreate(t, b.store, validSpec("m")).ID)
+			ids = append(ids, mustCreate(t, b, validSpec("m")).ID)
 		}
 		b.clock.Set(t0.Add(10 * time.Second))
 		var got []int64
@@ -648,7 +648,7 @@ func TestStoreClaimDue(t *testing.T) {
 	t.Run("LockedRowsSkipped", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		m := mustCreate(t, b.store, validSpec("api"))
+		m := mustCreate(t, b, validSpec("api"))
 		// A claim that blocked instead of skipping would hang: bound it.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -64,7 +64,7 @@ func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration {
 
 // Work implements river.Worker.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
-	m, err := w.Store.Get(ctx, job.Args.MonitorID)
+	m, err := w.Store.lookup(ctx, job.Args.MonitorID)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		return river.JobCancel(fmt.Errorf("monitor %d no longer exists", job.Args.MonitorID))
 	}

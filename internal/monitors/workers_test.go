@@ -94,7 +94,7 @@ func TestCheckWorker(t *testing.T) {
 		t.Helper()
 		spec := validSpec("target")
 		spec.URL, spec.Enabled = url, enabled
-		return mustCreate(t, b.store, spec)
+		return mustCreate(t, b, spec)
 	}
 	resultsOfJob := func(t *testing.T, jobID int64) int {
 		t.Helper()
@@ -108,7 +108,7 @@ func TestCheckWorker(t *testing.T) {
 
 		// The way the API asks for a check.
 		svc := &monitors.Service{Store: b.store, Jobs: client}
-		jobID, err := svc.RunCheck(ctx, m.ID)
+		jobID, err := svc.RunCheck(ctx, b.owner, m.ID)
 		require.NoError(t, err)
 
 		job := waitFinalized(t, client, jobID)
@@ -128,7 +128,7 @@ func TestCheckWorker(t *testing.T) {
 		require.True(t, res.OK)
 		require.Equal(t, http.StatusOK, *res.StatusCode)
 
-		got := mustGet(t, b.store, m.ID)
+		got := mustGet(t, b, m.ID)
 		require.Equal(t, monitors.StateUp, got.State)
 		require.NotNil(t, got.LastCheckedAt)
 		requireSameTime(t, res.CheckedAt, *got.LastCheckedAt)
@@ -157,14 +157,14 @@ func TestCheckWorker(t *testing.T) {
 		require.Equal(t, out.ResultID, res.ID)
 		require.Equal(t, "status", res.ErrorKind)
 		require.Equal(t, http.StatusInternalServerError, *res.StatusCode)
-		require.Equal(t, monitors.StateDown, mustGet(t, b.store, m.ID).State)
+		require.Equal(t, monitors.StateDown, mustGet(t, b, m.ID).State)
 	})
 
 	t.Run("DeletedMonitor", func(t *testing.T) {
 		t.Parallel()
 		tg := newTarget(t, statusHandler(http.StatusOK))
 		m := monitorOf(t, tg.URL+"/health", true)
-		require.NoError(t, b.store.Delete(ctx, m.ID))
+		require.NoError(t, b.store.Delete(ctx, b.owner, m.ID))
 
 		ins, err := client.Insert(ctx, monitors.CheckArgs{MonitorID: m.ID, Manual: true}, nil)
 		require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestCheckWorker(t *testing.T) {
 		require.Zero(t, out.ResultID)
 		require.Zero(t, resultsOfJob(t, job.ID))
 		require.Zero(t, tg.hits.Load())
-		require.Equal(t, monitors.StateUnknown, mustGet(t, b.store, m.ID).State)
+		require.Equal(t, monitors.StateUnknown, mustGet(t, b, m.ID).State)
 	})
 
 	// Asked for by a user: a disabled monitor is still checked.
@@ -215,7 +215,7 @@ func TestRunCheckNotFound(t *testing.T) {
 	b := setup(t)
 	svc := &monitors.Service{Store: b.store, Jobs: insertOnlyClient(t, b.pool, b.store)}
 
-	_, err := svc.RunCheck(context.Background(), 12345)
+	_, err := svc.RunCheck(context.Background(), b.owner, 12345)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM river_job`))
 }
@@ -231,11 +231,11 @@ func TestScheduleWorker(t *testing.T) {
 	for range 3 {
 		spec := validSpec("target")
 		spec.URL = tg.URL + "/health"
-		ids = append(ids, mustCreate(t, b.store, spec).ID)
+		ids = append(ids, mustCreate(t, b, spec).ID)
 	}
 	off := validSpec("disabled")
 	off.Enabled = false
-	mustCreate(t, b.store, off)
+	mustCreate(t, b, off)
 
 	ins, err := client.Insert(ctx, monitors.ScheduleArgs{}, nil)
 	require.NoError(t, err)
@@ -248,7 +248,7 @@ func TestScheduleWorker(t *testing.T) {
 		return countRows(t, b.pool, `SELECT count(*) FROM river_job WHERE kind = 'check' AND state = 'completed'`) == 3
 	}, 20*time.Second, 20*time.Millisecond)
 	for _, id := range ids {
-		require.Equal(t, monitors.StateUp, mustGet(t, b.store, id).State)
+		require.Equal(t, monitors.StateUp, mustGet(t, b, id).State)
 	}
 	require.Equal(t, int32(3), tg.hits.Load())
 }
@@ -385,7 +385,7 @@ func TestPruneWorker(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	m := mustCreate(t, b.store, validSpec("api"))
+	m := mustCreate(t, b, validSpec("api"))
 
 	// Retention 24 h, now t0: older than t0-24h goes.
 	for _, age := range []time.Duration{72 * time.Hour, 25 * time.Hour, 24*time.Hour + time.Second} {
