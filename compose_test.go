@@ -68,6 +68,8 @@ var genericChecks = []projectCheck{
 	{"networks and published ports", checkExposure},
 	{"startup order can complete", checkStartupOrder},
 	{"hardening", checkHardening},
+	{"bind mounts exist and are read-only", checkBindMounts},
+	{"grafana is read-only for visitors", checkGrafana},
 }
 
 // roleChecks hold for the Beacon roles of the core file.
@@ -84,21 +86,7 @@ func TestComposeProjects(t *testing.T) {
 
 			files := set.files
 			if len(files) == 0 {
-				var err error
-				files, err = filepath.Glob("docker-compose*.yml")
-				require.NoError(t, err)
-				// docker-compose.yml first: later files override earlier ones.
-				slices.SortFunc(files, func(a, b string) int {
-					switch {
-					case a == b:
-						return 0
-					case a == "docker-compose.yml":
-						return -1
-					case b == "docker-compose.yml":
-						return 1
-					}
-					return strings.Compare(a, b)
-				})
+				files = allComposeFiles(t)
 			}
 			require.NotEmpty(t, files)
 			require.Equal(t, "docker-compose.yml", files[0])
@@ -198,6 +186,78 @@ services:
 	}
 }
 
+// TestComposeRequiresSecrets: each required variable stops compose with its
+// message when unset, for any profile (compose interpolates every service
+// before it applies profiles).
+func TestComposeRequiresSecrets(t *testing.T) {
+	t.Parallel()
+
+	files := allComposeFiles(t)
+	for _, name := range slices.Sorted(maps.Keys(composeTestEnv)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+
+			_, err := loadComposeEnv(t.Context(), files, composeEnv(name))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), name)
+		})
+	}
+}
+
+// TestObservabilityFile: docker-compose.observability.yml adds services only
+// behind its profiles (loaded without a profile, the stack is the core one),
+// and it points api and worker at the collector.
+func TestObservabilityFile(t *testing.T) {
+	t.Parallel()
+
+	const obs = "docker-compose.observability.yml"
+	env := composeEnv("BEACON_OTLP_ENDPOINT", "COLLECTOR_OVERLAY")
+	core, err := loadComposeEnv(t.Context(), []string{"docker-compose.yml"}, env)
+	require.NoError(t, err)
+	plain, err := loadComposeEnv(t.Context(), []string{"docker-compose.yml", obs}, env)
+	require.NoError(t, err)
+	all, err := loadComposeEnv(t.Context(), []string{"docker-compose.yml", obs}, env, "*")
+	require.NoError(t, err)
+
+	assert.Equal(t, sortedServiceNames(core), sortedServiceNames(plain), "%s adds a service without a profile", obs)
+	for _, name := range sortedServiceNames(all) {
+		if _, inCore := core.Services[name]; inCore {
+			continue
+		}
+		profiles := all.Services[name].Profiles
+		assert.NotEmpty(t, profiles, "%s: no profile", name)
+		for _, p := range profiles {
+			assert.Contains(t, []string{"monitoring", "admin", "elastic"}, p, "%s: undocumented profile", name)
+		}
+	}
+
+	for _, name := range []string{"api", "worker"} {
+		_, set := core.Services[name].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
+		assert.False(t, set, "%s: the core stack exports nothing", name)
+		endpoint := plain.Services[name].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
+		if assert.NotNil(t, endpoint, "%s: no OTLP endpoint with %s", name, obs) {
+			assert.Equal(t, "http://collector:4317", *endpoint, name)
+		}
+	}
+
+	// Each collector --config is a file the service mounts.
+	collector := all.Services["collector"]
+	mounted := map[string]bool{}
+	for _, v := range collector.Volumes {
+		mounted[v.Target] = true
+	}
+	for _, overlay := range []string{"", "elastic"} {
+		overlayEnv := append(slices.Clone(env), "COLLECTOR_OVERLAY="+overlay)
+		p, err := loadComposeEnv(t.Context(), []string{"docker-compose.yml", obs}, overlayEnv, "monitoring")
+		require.NoError(t, err)
+		for _, arg := range p.Services["collector"].Command {
+			if cfg, ok := strings.CutPrefix(arg, "--config="); ok {
+				assert.True(t, mounted[cfg], "collector: --config %s is not mounted (COLLECTOR_OVERLAY=%q)", cfg, overlay)
+			}
+		}
+	}
+}
+
 // TestComposeChecksCatchProblems proves the checks are not vacuous: each
 // mistake in this file must be reported by the check that owns it.
 func TestComposeChecksCatchProblems(t *testing.T) {
@@ -253,6 +313,17 @@ services:
     depends_on:
       migrate: {condition: service_completed_successfully}
     networks: [back-tier]
+  grafana:
+    image: grafana/grafana:13.2.0
+    restart: unless-stopped
+    healthcheck: {test: ["CMD", "true"]}
+    environment:
+      GF_AUTH_ANONYMOUS_ENABLED: "true"
+      GF_AUTH_ANONYMOUS_ORG_ROLE: Admin
+      GF_INSTALL_PLUGINS: grafana-clock-panel
+    volumes:
+      - ./grafana.ini:/etc/grafana/grafana.ini
+    networks: [front-tier, back-tier]
 networks:
   front-tier: {}
   back-tier: {internal: true}
@@ -294,6 +365,17 @@ networks:
 			"worker: must drop ALL capabilities",
 			"worker: must set no-new-privileges",
 			"worker: must run with a read-only root filesystem",
+		}},
+		{checkBindMounts, []string{
+			"grafana: bind mount",
+			"is writable: add :ro",
+			"grafana: mounts grafana.ini, which does not exist",
+		}},
+		{checkGrafana, []string{
+			`grafana: anonymous visitors get role "Admin"`,
+			"grafana: sign-up must be off",
+			"grafana: the admin password must come from the environment",
+			"grafana: downloads plugins at start",
 		}},
 		{checkBeaconRoles, []string{
 			"api: service is missing",
@@ -347,12 +429,18 @@ ENTRYPOINT ["/beacon"]
 
 // loadCompose loads files as `docker compose -p beacon -f ... --profile ...`
 // would, with the process environment for interpolation (a .env file is not
-// read, so a developer's local settings do not change the result). Loading validates
-// against the Compose Specification schema (unknown keys fail) and checks
-// references (dependencies, networks, volumes).
+// read, so a developer's local settings do not change the result) completed
+// by composeTestEnv. Loading validates against the Compose Specification
+// schema (unknown keys fail) and checks references (dependencies, networks,
+// volumes).
 func loadCompose(ctx context.Context, files []string, profiles ...string) (*types.Project, error) {
+	return loadComposeEnv(ctx, files, composeEnv(), profiles...)
+}
+
+// loadComposeEnv is loadCompose with exactly the environment env (KEY=value).
+func loadComposeEnv(ctx context.Context, files, env []string, profiles ...string) (*types.Project, error) {
 	opts, err := cli.NewProjectOptions(files,
-		cli.WithOsEnv,
+		cli.WithEnv(env),
 		cli.WithProfiles(profiles),
 		cli.WithName("beacon"),
 	)
@@ -360,6 +448,53 @@ func loadCompose(ctx context.Context, files []string, profiles ...string) (*type
 		return nil, err
 	}
 	return opts.LoadProject(ctx)
+}
+
+// composeTestEnv gives the variables that the compose files require
+// (`${VAR:?message}`: compose refuses to load without them, whatever the
+// profiles) a value for the tests, unless the environment sets them.
+var composeTestEnv = map[string]string{
+	"GRAFANA_ADMIN_PASSWORD":   "test-only-grafana-password",
+	"PGADMIN_DEFAULT_EMAIL":    "pgadmin@example.com",
+	"PGADMIN_DEFAULT_PASSWORD": "test-only-pgadmin-password",
+	"BEACON_JWT_SECRET":        "test-only-secret-test-only-secret-0123",
+	"BEACON_ADMIN_EMAIL":       "admin@example.com",
+	"BEACON_ADMIN_PASSWORD":    "test-only-admin-password",
+}
+
+// composeEnv is the process environment completed by composeTestEnv, minus
+// the variables named in without.
+func composeEnv(without ...string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(without, k)
+	})
+	for _, k := range slices.Sorted(maps.Keys(composeTestEnv)) {
+		if _, set := os.LookupEnv(k); !set && !slices.Contains(without, k) {
+			env = append(env, k+"="+composeTestEnv[k])
+		}
+	}
+	return env
+}
+
+// allComposeFiles lists every docker-compose*.yml of the repository root,
+// docker-compose.yml first: later files override earlier ones.
+func allComposeFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("docker-compose*.yml")
+	require.NoError(t, err)
+	slices.SortFunc(files, func(a, b string) int {
+		switch {
+		case a == b:
+			return 0
+		case a == "docker-compose.yml":
+			return -1
+		case b == "docker-compose.yml":
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return files
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -551,6 +686,63 @@ func rangeContains(published string, port int) bool {
 	l, err1 := strconv.Atoi(lo)
 	h, err2 := strconv.Atoi(hi)
 	return err1 == nil && err2 == nil && l <= port && port <= h
+}
+
+// checkBindMounts: nothing a container does changes the host, so every bind
+// mount is read-only; and a bind mount from the repository (a config file or
+// folder) names something that exists, or Docker would silently mount an
+// empty directory created in its place.
+func checkBindMounts(p *types.Project) []string {
+	var problems []string
+	for _, w := range workloads(p) {
+		for _, v := range w.Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			if !v.ReadOnly {
+				problems = append(problems, fmt.Sprintf("%s: bind mount %s -> %s is writable: add :ro", w.label, v.Source, v.Target))
+			}
+			rel, err := filepath.Rel(p.WorkingDir, v.Source)
+			if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				continue // a host path such as /proc, outside the repository
+			}
+			if _, err := os.Stat(v.Source); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: mounts %s, which does not exist in the repository", w.label, rel))
+			}
+		}
+	}
+	return problems
+}
+
+// checkGrafana: Grafana is published on every interface, so a visitor may
+// look but never change: anonymous access, if on, has the Viewer role;
+// sign-up is off; the admin password is set and is not Grafana's default;
+// nothing is downloaded at start (plugins).
+func checkGrafana(p *types.Project) []string {
+	s, ok := p.Services["grafana"]
+	if !ok {
+		return nil
+	}
+	env := func(k string) string {
+		if v := s.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	var problems []string
+	if strings.EqualFold(env("GF_AUTH_ANONYMOUS_ENABLED"), "true") && env("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Viewer" {
+		problems = append(problems, fmt.Sprintf("grafana: anonymous visitors get role %q: set GF_AUTH_ANONYMOUS_ORG_ROLE=Viewer", env("GF_AUTH_ANONYMOUS_ORG_ROLE")))
+	}
+	if !strings.EqualFold(env("GF_USERS_ALLOW_SIGN_UP"), "false") {
+		problems = append(problems, "grafana: sign-up must be off (GF_USERS_ALLOW_SIGN_UP=false)")
+	}
+	if pw := env("GF_SECURITY_ADMIN_PASSWORD"); pw == "" || pw == "admin" {
+		problems = append(problems, "grafana: the admin password must come from the environment (GF_SECURITY_ADMIN_PASSWORD), not Grafana's default")
+	}
+	if env("GF_INSTALL_PLUGINS") != "" || env("GF_PLUGINS_PREINSTALL") != "" || !strings.EqualFold(env("GF_PLUGINS_PREINSTALL_DISABLED"), "true") {
+		problems = append(problems, "grafana: downloads plugins at start: leave GF_INSTALL_PLUGINS unset and set GF_PLUGINS_PREINSTALL_DISABLED=true")
+	}
+	return problems
 }
 
 // checkStartupOrder: every depends_on condition can be met, or `docker
