@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -72,7 +73,10 @@ func ObserveStates(mp metric.MeterProvider, store *Store) (metric.Registration, 
 		defer cancel()
 		counts, err := store.CountByState(ctx)
 		if err != nil {
-			return err
+			// Returning it would make the SDK drop every metric of this
+			// collection; report it to OTel's (throttled) handler instead.
+			otel.Handle(err)
+			return nil
 		}
 		for _, state := range []State{StateUnknown, StateUp, StateDown} {
 			for _, enabled := range []bool{true, false} {
