@@ -43,6 +43,9 @@ import (
 // ServiceName is the default service.name (OTEL_SERVICE_NAME overrides it).
 const ServiceName = "beacon"
 
+// secondsBuckets are histogram bounds for durations in seconds, 1 ms to 60 s.
+var secondsBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
 // Options configure New.
 type Options struct {
 	Version     string // service.version
@@ -132,6 +135,15 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 	t.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	mpOpts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExp)}
+	// River's and the messaging durations are in seconds but use the SDK's
+	// default bounds (0, 5, 10, ... 10000), made for milliseconds: a 2 ms
+	// job would read as p95 4.75 s. Give them second-scale buckets.
+	for _, name := range []string{"river.*", "messaging.*"} {
+		mpOpts = append(mpOpts, sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: name, Kind: sdkmetric.InstrumentKindHistogram},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: secondsBuckets}},
+		)))
+	}
 	switch {
 	case o.MetricReader != nil:
 		mpOpts = append(mpOpts, sdkmetric.WithReader(o.MetricReader))
