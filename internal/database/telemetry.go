@@ -16,7 +16,6 @@ func Traced(tp trace.TracerProvider, mp metric.MeterProvider) func(*pgxpool.Conf
 		cfg.ConnConfig.Tracer = otelpgx.NewTracer(
 			otelpgx.WithTracerProvider(tp),
 			otelpgx.WithMeterProvider(mp),
-			otelpgx.WithTrimSQLInSpanName(),
 		)
 	}
 }

@@ -102,8 +102,15 @@ func RedactURLs(s string) string {
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		// Unparsable: keep nothing after the path.
-		if i := strings.IndexAny(raw, "?#@"); i >= 0 {
+		// Unparsable: keep nothing after the path; with an @, which may end
+		// credentials anywhere before it, keep only the scheme.
+		if strings.Contains(raw, "@") {
+			if scheme, _, ok := strings.Cut(raw, "://"); ok && !strings.ContainsAny(scheme, ":@/?#") {
+				return scheme + "://" + Redacted
+			}
+			return Redacted
+		}
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
 			return raw[:i] + "?" + Redacted
 		}
 		return raw

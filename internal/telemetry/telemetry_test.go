@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -136,7 +137,7 @@ func TestSignalsCarryResourceAndTraceIDs(t *testing.T) {
 	require.Len(t, spans, 1)
 	res := map[string]string{}
 	for _, kv := range spans[0].Resource.Attributes() {
-		res[string(kv.Key)] = kv.Value.Emit()
+		res[string(kv.Key)] = kv.Value.String()
 	}
 	require.Equal(t, "beacon", res["service.name"])
 	require.Equal(t, "1.2.3", res["service.version"])
@@ -191,11 +192,19 @@ func TestRedactURL(t *testing.T) {
 		{"https://example.com/a?flag&k=", "https://example.com/a?flag&k=REDACTED"},
 		{"https://example.com/a/b", "https://example.com/a/b"},
 		{"https://example.com/a#frag", "https://example.com/a#frag"},
-		{"http://[::1%zz/p?token=s3cret", "http://[::1%zz/p"}, // unparsable: cut at the query
+		// Unparsable: nothing kept after the path, nor any credentials.
+		{"http://[::1%zz/p?token=s3cret", "http://[::1%zz/p?REDACTED"},
 		{"http://[::1%zz/p", "http://[::1%zz/p"},
+		{"http://user:s3cret@[::1%zz/p", "http://REDACTED"},
+		{"http://user:s3cret?@[::1%zz/p", "http://REDACTED"},
 	} {
-		require.Equal(t, tc.want, telemetry.RedactURL(tc.in), "RedactURL(%q)", tc.in)
+		got := telemetry.RedactURL(tc.in)
+		require.Equal(t, tc.want, got, "RedactURL(%q)", tc.in)
+		require.NotContains(t, got, "s3cret")
 	}
+	require.Equal(t,
+		`Get "https://REDACTED@example.com/p?token=REDACTED": EOF; then https://example.com/ok`,
+		telemetry.RedactURLs(`Get "https://u:pw@example.com/p?token=s3cret": EOF; then https://example.com/ok`))
 }
 
 func TestSpansCarryNoSecrets(t *testing.T) {
@@ -206,8 +215,13 @@ func TestSpansCarryNoSecrets(t *testing.T) {
 		otelhttp.WithMeterProvider(c.tel.MeterProvider),
 		otelhttp.WithPropagators(c.tel.Propagator),
 	}
-	var gotAuth []string
+	var (
+		mu      sync.Mutex
+		gotAuth []string
+	)
 	srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
 		w.WriteHeader(http.StatusNoContent)
 	}), "target", instr...))
@@ -233,51 +247,62 @@ func TestSpansCarryNoSecrets(t *testing.T) {
 		require.Equal(t, http.StatusNoContent, resp.StatusCode, tc.name)
 	}
 	// The secrets did travel: they were only kept out of telemetry.
+	mu.Lock()
+	defer mu.Unlock()
 	require.Len(t, gotAuth, 2)
 	require.Equal(t, "Bearer SECRET", gotAuth[0])
 	require.True(t, strings.HasPrefix(gotAuth[1], "Basic "), gotAuth[1])
 
-	// A span given secrets by other instrumentation: query and header attributes.
-	_, span := c.tel.TracerProvider.Tracer("test").Start(context.Background(), "manual", trace.WithAttributes(
+	// Secrets from other instrumentation, set at any time: query and header
+	// attributes, URLs, and an error message quoting a URL.
+	_, span := c.tel.TracerProvider.Tracer("test").Start(context.Background(), "manual")
+	span.SetAttributes(
 		attribute.String("url.query", "token=SECRET&x=1"),
 		attribute.String("http.url", "https://u:SECRET@example.com/?k=SECRET"),
 		attribute.StringSlice("http.request.header.authorization", []string{"Bearer SECRET"}),
 		attribute.StringSlice("http.response.header.set-cookie", []string{"session=SECRET"}),
 		attribute.StringSlice("http.request.header.accept", []string{"text/plain"}),
-	))
+	)
+	span.RecordError(errors.New(`Get "http://127.0.0.1:1/x?token=SECRET": connection refused`))
 	span.End()
-	c.flush(t)
+	// A server span ends just after its response is sent: wait for all five
+	// (two client, two server, the manual one).
+	require.Eventually(t, func() bool { c.flush(t); return len(c.spans.GetSpans()) == 5 }, 5*time.Second, 10*time.Millisecond)
 
 	spans := c.spans.GetSpans()
 	var clients, manual int
 	for _, s := range spans {
-		attrs := map[string]string{}
+		attrs := map[string]attribute.Value{}
 		for _, kv := range s.Attributes {
-			require.NotContains(t, kv.Value.Emit(), "SECRET", "span %q attribute %s", s.Name, kv.Key)
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			require.NotContains(t, kv.Value.String(), "SECRET", "span %q attribute %s", s.Name, kv.Key)
+			attrs[string(kv.Key)] = kv.Value
 		}
 		for _, e := range s.Events {
 			require.NotContains(t, e.Name, "SECRET")
 			for _, kv := range e.Attributes {
-				require.NotContains(t, kv.Value.Emit(), "SECRET", "span %q event %q", s.Name, e.Name)
+				require.NotContains(t, kv.Value.String(), "SECRET", "span %q event %q", s.Name, e.Name)
 			}
 		}
 		switch {
 		case s.SpanKind == trace.SpanKindClient:
 			clients++
-			require.Contains(t, attrs["url.full"], host+"/path?", "url.full keeps the path")
-			require.Contains(t, attrs["url.full"], "token=REDACTED")
+			full := attrs["url.full"].AsString()
+			require.Contains(t, full, host+"/path?", "url.full keeps the path")
+			require.Contains(t, full, "token=REDACTED")
 		case s.Name == "manual":
 			manual++
-			require.Equal(t, "token=REDACTED&x=REDACTED", attrs["url.query"])
-			require.Equal(t, "[REDACTED]", attrs["http.request.header.authorization"])
-			require.Equal(t, "[REDACTED]", attrs["http.response.header.set-cookie"])
-			require.Equal(t, "[text/plain]", attrs["http.request.header.accept"], "harmless headers stay")
+			require.Equal(t, "token=REDACTED&x=REDACTED", attrs["url.query"].AsString())
+			require.Equal(t, "https://REDACTED@example.com/?k=REDACTED", attrs["http.url"].AsString())
+			require.Equal(t, []string{"REDACTED"}, attrs["http.request.header.authorization"].AsStringSlice())
+			require.Equal(t, []string{"REDACTED"}, attrs["http.response.header.set-cookie"].AsStringSlice())
+			require.Equal(t, []string{"text/plain"}, attrs["http.request.header.accept"].AsStringSlice(), "harmless headers stay")
+			require.Len(t, s.Events, 1)
+			require.Contains(t, s.Events[0].Attributes, attribute.String("exception.message",
+				`Get "http://127.0.0.1:1/x?token=REDACTED": connection refused`))
 		}
 	}
 	require.Equal(t, 2, clients)
 	require.Equal(t, 1, manual)
-	require.Len(t, spans, 5, "two client spans, two server spans, one manual")
 }
 
 // otelEnv are the variables that would make New export somewhere.
@@ -400,7 +425,7 @@ func TestMetricsHandlerServesPrometheus(t *testing.T) {
 	require.True(t, strings.HasPrefix(ctype, "text/plain; version=0.0.4"), ctype)
 	require.Regexp(t, `(?m)^beacon_checks_total\{[^}]*outcome="up"[^}]*\} 1$`, body)
 	require.Regexp(t, `(?m)^beacon_checks_total\{[^}]*error_kind="timeout"[^}]*outcome="down"[^}]*\} 1$`, body)
-	require.Regexp(t, `(?m)^beacon_check_duration_seconds_bucket\{[^}]*le="0.05"[^}]*outcome="up"[^}]*\} 1$`, body)
+	require.Regexp(t, `(?m)^beacon_check_duration_seconds_bucket\{[^}]*outcome="up",le="0.05"\} 1$`, body)
 	require.NotContains(t, body, traceID, "the classic format has no exemplars")
 
 	ctype, body = scrape("application/openmetrics-text; version=1.0.0")
