@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,13 +15,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric"
+	"riverqueue.com/riverui"
 
+	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/httpapi"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/netguard"
+	"github.com/beaconhq/beacon/internal/realtime"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
@@ -40,20 +45,28 @@ func (k roleKind) works() bool    { return k == roleAll || k == roleWorker }
 // drive with in-memory telemetry.
 type app struct {
 	kind     roleKind
+	cfg      config.Config
 	log      *slog.Logger
 	pool     *pgxpool.Pool
 	probe    *database.Probe
 	client   *river.Client[pgx.Tx]
-	api      http.Handler // nil unless the role serves the API
+	auth     *auth.Service
+	store    *monitors.Store
+	riverUI  *riverui.Handler // nil unless the role serves the API
+	hub      *realtime.Hub    // nil unless the role serves the API
+	api      http.Handler     // nil unless the role serves the API
 	ops      http.Handler
 	draining atomic.Bool
+	// gauges read the database at each collection: unregistered before the
+	// pool closes, or the final flush would fail on a closed pool.
+	gauges []metric.Registration
 }
 
 // newApp connects to the database (migrating first for `all` when asked)
 // and wires the domain, the job queue and the handlers with telemetry.
 // close releases what it opened.
 func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetry.Telemetry) (a *app, err error) {
-	a = &app{kind: kind, log: tel.Logger}
+	a = &app{kind: kind, cfg: cfg, log: tel.Logger}
 	a.pool, err = database.Open(ctx, cfg.DatabaseURL, database.Traced(tel.TracerProvider, tel.MeterProvider))
 	if err != nil {
 		return nil, err
@@ -75,6 +88,7 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 
 	// ---- Domain and jobs.
 	store := monitors.NewStore(a.pool, nil)
+	a.store = store
 	metrics, err := monitors.NewMetrics(tel.MeterProvider)
 	if err != nil {
 		return nil, err
@@ -123,27 +137,55 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 		for q := range queues {
 			names = append(names, q)
 		}
-		if err := jobs.ObserveBacklog(tel.MeterProvider, a.pool, names); err != nil {
+		backlog, err := jobs.ObserveBacklog(tel.MeterProvider, a.pool, names)
+		if err != nil {
 			return nil, err
 		}
-		if err := monitors.ObserveStates(tel.MeterProvider, store); err != nil {
+		a.gauges = append(a.gauges, backlog)
+		states, err := monitors.ObserveStates(tel.MeterProvider, store)
+		if err != nil {
 			return nil, err
 		}
+		a.gauges = append(a.gauges, states)
+	}
+
+	// ---- Identity.
+	a.auth, err = newAuth(a.pool, cfg, a.log)
+	if err != nil {
+		return nil, err
 	}
 
 	// ---- Handlers.
 	if kind.serves() {
+		a.riverUI, err = riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints: riverui.NewEndpoints(a.client, nil),
+			Logger:    telemetry.Quieter(a.log.With("component", "riverui"), slog.LevelWarn),
+			Prefix:    "/riverui",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("river ui: %w", err)
+		}
+		a.hub = realtime.NewHub(a.pool, a.log.With("component", "realtime"), realtime.Options{})
 		a.api, _ = httpapi.NewServer(httpapi.Deps{
 			Log: a.log, Version: buildVersion(), Telemetry: tel,
 			Monitors: &monitors.Service{Store: store, Jobs: a.client},
 			Jobs:     a.client, Ready: a.ready, Gate: a.probe.SchemaError,
+			Auth: a.auth, RiverUI: a.riverUI,
+			Events: realtime.Handler(a.hub, func(r *http.Request) (auth.Principal, error) {
+				return httpapi.AuthenticateRequest(a.auth, r)
+			}),
 		})
 	}
 	a.ops = opsMux(a.ready, tel.MetricsHandler)
 	return a, nil
 }
 
-func (a *app) close() { a.pool.Close() }
+func (a *app) close() {
+	for _, g := range a.gauges {
+		_ = g.Unregister()
+	}
+	a.pool.Close()
+}
 
 // ready is the readiness probe: not while draining, and only with a
 // reachable database on a current schema.
@@ -154,11 +196,52 @@ func (a *app) ready(ctx context.Context) error {
 	return a.probe.Ready(ctx)
 }
 
-// startWorkers waits for a current schema, then starts River. It reports
-// whether the workers started.
+// newAuth builds the identity service. Without BEACON_JWT_SECRET (allowed
+// only in development) tokens are signed with a random key: they stop
+// working when the process restarts.
+func newAuth(pool *pgxpool.Pool, cfg config.Config, log *slog.Logger) (*auth.Service, error) {
+	secret := []byte(cfg.JWTSecret)
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		log.Warn("BEACON_JWT_SECRET is unset: tokens are signed with a random key and end with this process (development only)")
+	}
+	return auth.NewService(pool, auth.Config{Secret: secret, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
+}
+
+// bootstrap creates the first admin from configuration if absent, and gives
+// them the monitors created before accounts existed.
+func bootstrap(ctx context.Context, svc *auth.Service, store *monitors.Store, cfg config.Config, log *slog.Logger) error {
+	id, created, err := svc.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created the first admin", "email", cfg.AdminEmail)
+	}
+	n, err := store.AdoptUnowned(ctx, id)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("gave unowned monitors to the first admin", "count", n)
+	}
+	return nil
+}
+
+// startWorkers waits for a current schema, bootstraps the first admin, then
+// starts River and River UI. It reports whether the workers started.
 func (a *app) startWorkers(ctx, runCtx context.Context) (bool, error) {
 	if err := waitForSchema(ctx, a.probe, a.log); err != nil {
 		return false, nil
+	}
+	if err := bootstrap(ctx, a.auth, a.store, a.cfg, a.log); err != nil {
+		return false, fmt.Errorf("bootstrap: %w", err)
+	}
+	if a.riverUI != nil {
+		if err := a.riverUI.Start(runCtx); err != nil {
+			return false, fmt.Errorf("start river ui: %w", err)
+		}
 	}
 	if !a.kind.works() {
 		return false, nil

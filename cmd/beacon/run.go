@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,9 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/httpapi"
+	"github.com/beaconhq/beacon/internal/monitors"
 )
 
 // usageError is a mistake on the command line (exit status 2).
@@ -35,8 +38,8 @@ type environment struct {
 }
 
 var roles = []role{
-	{"all", "API and workers in one process (the local default)",
-		"Serves the API on BEACON_HTTP_ADDR and works jobs. Applies migrations first unless BEACON_MIGRATE_ON_START=false.",
+	{"all", "API, workers and dashboard in one process (the local default)",
+		"Serves the API on BEACON_HTTP_ADDR and the dashboard on BEACON_DASHBOARD_ADDR, and works jobs. Applies migrations first unless BEACON_MIGRATE_ON_START=false.",
 		func(ctx context.Context, env environment, _ []string) error { return serve(ctx, env, roleAll) }},
 	{"api", "HTTP API only (inserts jobs, never works them)",
 		"Serves the API on BEACON_HTTP_ADDR. Never migrates: readiness fails until `beacon migrate` has run.",
@@ -44,6 +47,9 @@ var roles = []role{
 	{"worker", "River workers only",
 		"Works check, scheduling and pruning jobs. Never migrates: waits until `beacon migrate` has run.",
 		func(ctx context.Context, env environment, _ []string) error { return serve(ctx, env, roleWorker) }},
+	{"dashboard", "the web dashboard only (talks to the API at BEACON_API_URL)",
+		"Serves the dashboard on BEACON_DASHBOARD_ADDR. Needs no database: every read and write goes through the API.",
+		func(ctx context.Context, env environment, _ []string) error { return serveDashboard(ctx, env) }},
 	{"migrate", "apply the app's and River's migrations, then exit",
 		"Idempotent and safe to run from several replicas at once (advisory lock).",
 		runMigrate},
@@ -150,7 +156,14 @@ func runMigrate(ctx context.Context, env environment, _ []string) error {
 		return err
 	}
 	log.Info("schema is current", "database", cfg.MaskedDatabaseURL())
-	return nil
+	// Only the first admin is needed here: the token key is never used.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	svc, err := auth.NewService(pool, auth.Config{Secret: key})
+	if err != nil {
+		return err
+	}
+	return bootstrap(ctx, svc, monitors.NewStore(pool, nil), cfg, log)
 }
 
 func runOpenAPI(_ context.Context, env environment, _ []string) error {

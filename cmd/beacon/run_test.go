@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/pgtest"
 )
 
@@ -61,6 +63,7 @@ func start(t *testing.T, role string, env map[string]string) *process {
 	vars := map[string]string{
 		"BEACON_HTTP_ADDR":        p.api,
 		"BEACON_OPS_ADDR":         p.ops,
+		"BEACON_DASHBOARD_ADDR":   freeAddr(t),
 		"BEACON_LOG_FORMAT":       "json",
 		"BEACON_SHUTDOWN_TIMEOUT": "5s",
 	}
@@ -93,6 +96,45 @@ func (p *process) stop(t *testing.T) error {
 		t.Fatal("beacon did not stop within 15 s")
 		return nil
 	}
+}
+
+// signIn gets an access token for the development admin (the defaults
+// BEACON_ADMIN_EMAIL and BEACON_ADMIN_PASSWORD take in development).
+func signIn(t *testing.T, base string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {config.DevAdminEmail}, "password": {config.DevAdminPassword}}
+	var token string
+	require.Eventually(t, func() bool { // the first admin is created once the schema is current
+		resp, err := http.PostForm(base+"/v1/oauth/token", form)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tok) != nil {
+			return false
+		}
+		token = tok.AccessToken
+		return token != ""
+	}, 20*time.Second, 100*time.Millisecond, "could not sign in as the development admin")
+	return token
+}
+
+// getAs GETs url with a bearer token.
+func getAs(t *testing.T, token, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -206,8 +248,13 @@ func TestAllServesAndChecksOnSchedule(t *testing.T) {
 	p.waitStatus(t, "http://"+p.api+"/readyz", 200)
 	p.waitStatus(t, "http://"+p.ops+"/readyz", 200)
 
+	token := signIn(t, "http://"+p.api)
 	body := fmt.Sprintf(`{"name":"target","url":%q,"interval_seconds":10}`, tgt.URL)
-	resp, err := http.Post("http://"+p.api+"/v1/monitors", "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, "http://"+p.api+"/v1/monitors", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
@@ -215,11 +262,11 @@ func TestAllServesAndChecksOnSchedule(t *testing.T) {
 
 	// The scheduler, not a manual run, produces the first result.
 	require.Eventually(t, func() bool {
-		_, b := get(t, "http://"+p.api+loc+"/results")
+		_, b := getAs(t, token, "http://"+p.api+loc+"/results")
 		return strings.Contains(b, `"ok":true`)
 	}, 20*time.Second, 100*time.Millisecond, "no scheduled check ran")
 	require.GreaterOrEqual(t, hits.Load(), int32(1))
-	_, m := get(t, "http://"+p.api+loc)
+	_, m := getAs(t, token, "http://"+p.api+loc)
 	require.Contains(t, m, `"state":"up"`)
 
 	// Docs, pprof only on the ops port.
@@ -268,6 +315,8 @@ func TestAPIWaitsForMigrations(t *testing.T) {
 
 	p.waitStatus(t, "http://"+p.api+"/readyz", 200)
 	s, _ = get(t, "http://"+p.api+"/v1/monitors")
+	require.Equal(t, 401, s, "serving, and private")
+	s, _ = getAs(t, signIn(t, "http://"+p.api), "http://"+p.api+"/v1/monitors")
 	require.Equal(t, 200, s)
 	require.NoError(t, p.stop(t))
 }

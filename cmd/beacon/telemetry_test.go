@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,21 @@ func setupTelemetry(t *testing.T) *telemetryBundle {
 	return b
 }
 
+// signIn gets a token for the development admin, as a person would.
+func (b *telemetryBundle) signIn(t *testing.T) string {
+	t.Helper()
+	resp, err := http.PostForm(b.api.URL+"/v1/oauth/token", url.Values{
+		"grant_type": {"password"}, "username": {config.DevAdminEmail}, "password": {config.DevAdminPassword}})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	return tok.AccessToken
+}
+
 func (b *telemetryBundle) request(t *testing.T, method, path, body string, header http.Header) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, b.api.URL+path, strings.NewReader(body))
@@ -152,13 +168,15 @@ func TestCheckRequestIsOneTrace(t *testing.T) {
 	defer tgt.Close()
 
 	const secret = "SECRET-abc123"
+	token := b.signIn(t)
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
 	status, raw := b.request(t, http.MethodPost, "/v1/monitors",
-		fmt.Sprintf(`{"name":"t","url":%q,"enabled":false}`, tgt.URL+"/health?api_key="+secret), nil)
+		fmt.Sprintf(`{"name":"t","url":%q,"enabled":false}`, tgt.URL+"/health?api_key="+secret), bearer)
 	require.Equal(t, http.StatusCreated, status, string(raw))
 	var m struct{ ID int64 }
 	require.NoError(t, json.Unmarshal(raw, &m))
 
-	header := http.Header{"Authorization": {"Bearer " + secret}, "Cookie": {"session=" + secret}}
+	header := http.Header{"Authorization": {"Bearer " + token}, "Cookie": {"session=" + secret}, "X-Api-Key": {secret}}
 	status, raw = b.request(t, http.MethodPost, fmt.Sprintf("/v1/monitors/%d/checks?wait=10", m.ID), "", header)
 	require.Equal(t, http.StatusOK, status, string(raw))
 	require.Contains(t, string(raw), `"ok":true`)
@@ -263,28 +281,30 @@ func TestCheckRequestIsOneTrace(t *testing.T) {
 	}
 	require.True(t, riverMetric, "otelriver records its metrics")
 
-	// No secret in any span, log or metric.
-	for _, s := range b.spans.GetSpans() {
-		for _, kv := range s.Attributes {
-			require.NotContains(t, kv.Value.Emit(), secret, "span %q attribute %s", s.Name, kv.Key)
-		}
-		for _, e := range s.Events {
-			for _, kv := range e.Attributes {
-				require.NotContains(t, kv.Value.Emit(), secret, "span %q event %s", s.Name, e.Name)
-			}
-		}
-	}
-	require.NotContains(t, b.stdout.String(), secret)
-	for _, r := range b.logs.all() {
-		require.NotContains(t, r.Body().String(), secret)
-		r.WalkAttributes(func(kv attribute.KeyValue) bool {
-			require.NotContains(t, kv.Value.Emit(), secret, "log attribute %s", kv.Key)
-			return true
-		})
-	}
+	// No secret, access token or password in any span, log or metric.
 	rec := httptest.NewRecorder()
 	b.app.ops.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.NotContains(t, rec.Body.String(), secret)
 	require.Contains(t, rec.Body.String(), "beacon_checks_total")
+	for _, leak := range []string{secret, token, config.DevAdminPassword} {
+		for _, s := range b.spans.GetSpans() {
+			for _, kv := range s.Attributes {
+				require.NotContains(t, kv.Value.String(), leak, "span %q attribute %s", s.Name, kv.Key)
+			}
+			for _, e := range s.Events {
+				for _, kv := range e.Attributes {
+					require.NotContains(t, kv.Value.String(), leak, "span %q event %s", s.Name, e.Name)
+				}
+			}
+		}
+		require.NotContains(t, b.stdout.String(), leak)
+		for _, r := range b.logs.all() {
+			require.NotContains(t, r.Body().String(), leak)
+			r.WalkAttributes(func(kv attribute.KeyValue) bool {
+				require.NotContains(t, kv.Value.String(), leak, "log attribute %s", kv.Key)
+				return true
+			})
+		}
+		require.NotContains(t, rec.Body.String(), leak)
+	}
 }

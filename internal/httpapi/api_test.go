@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -18,33 +19,57 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/httpapi"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/netguard"
 	"github.com/beaconhq/beacon/internal/pgtest"
+	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
 type testBundle struct {
-	pool   *pgxpool.Pool
-	client *river.Client[pgx.Tx]
-	server *httptest.Server
-	deps   httpapi.Deps
+	pool    *pgxpool.Pool
+	client  *river.Client[pgx.Tx]
+	server  *httptest.Server
+	handler http.Handler // what server serves
+	deps    httpapi.Deps
+	auth    *auth.Service
+	// token is sent by request unless cleared: a member's, the bundle's user.
+	token string
 }
 
 type setupOpts struct {
 	work bool // start a working River client (otherwise jobs stay queued)
+	// telemetry, when set, instruments everything as production does: the
+	// server, the pool's queries and River; its Logger is the log.
+	telemetry *telemetry.Telemetry
 }
 
 // setup builds the API exactly as production does (httpapi.NewServer) on a
 // fresh database, served over real HTTP.
 func setup(tb testing.TB, o setupOpts) *testBundle {
 	tb.Helper()
-	pool := pgtest.New(tb)
+	var (
+		pool    *pgxpool.Pool
+		plugins []rivertype.Plugin
+	)
 	log := slog.New(slog.DiscardHandler)
+	if tel := o.telemetry; tel != nil {
+		var err error
+		pool, err = database.Open(context.Background(), pgtest.NewURL(tb), database.Traced(tel.TracerProvider, tel.MeterProvider))
+		require.NoError(tb, err)
+		tb.Cleanup(pool.Close)
+		plugins = jobs.Middleware(tel.TracerProvider, tel.MeterProvider)
+		log = tel.Logger
+	} else {
+		pool = pgtest.New(tb)
+	}
 	store := monitors.NewStore(pool, nil)
 	policy := netguard.NewPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	workers := river.NewWorkers()
@@ -53,7 +78,7 @@ func setup(tb testing.TB, o setupOpts) *testBundle {
 		Log: log, SchedulerInterval: time.Hour, SchedulerBatch: 100, Retention: 24 * time.Hour,
 	})
 	client, err := jobs.NewClient(pool, jobs.Options{
-		Workers: workers, Work: o.work, Logger: log,
+		Workers: workers, Work: o.work, Logger: log, Plugins: plugins,
 		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}, monitors.QueueChecks: {MaxWorkers: 5}},
 	})
 	require.NoError(tb, err)
@@ -67,15 +92,49 @@ func setup(tb testing.TB, o setupOpts) *testBundle {
 	}
 	probe := database.NewProbe(pool)
 	require.NoError(tb, probe.Ready(context.Background()))
+	svc, err := auth.NewService(pool, auth.Config{Secret: []byte("test-only-key-test-only-key-test-only"), BcryptCost: 4})
+	require.NoError(tb, err)
 	deps := httpapi.Deps{
 		Log: log, Version: "test",
 		Monitors: &monitors.Service{Store: store, Jobs: client}, Jobs: client,
-		Ready: probe.Ready, Gate: probe.SchemaError,
+		Ready: probe.Ready, Gate: probe.SchemaError, Telemetry: o.telemetry,
+		Auth: svc, RiverUI: riverUIStub,
 	}
 	h, _ := httpapi.NewServer(deps)
 	srv := httptest.NewServer(h)
 	tb.Cleanup(srv.Close)
-	return &testBundle{pool: pool, client: client, server: srv, deps: deps}
+	b := &testBundle{pool: pool, client: client, server: srv, handler: h, deps: deps, auth: svc}
+	b.token = b.signIn(tb, "member@example.org", auth.RoleMember)
+	return b
+}
+
+// riverUIStub stands for River UI behind the API's admin guard.
+var riverUIStub = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("river ui")) })
+
+const testPassword = "test password 1234"
+
+// signIn creates a user (if new) and signs in through the token endpoint,
+// as a client would.
+func (b *testBundle) signIn(tb testing.TB, email string, role auth.Role) string {
+	tb.Helper()
+	if _, err := b.auth.CreateUser(context.Background(), email, testPassword, role); apperr.CodeOf(err) != apperr.Conflict {
+		require.NoError(tb, err)
+	}
+	resp, err := b.server.Client().PostForm(b.server.URL+"/v1/oauth/token", url.Values{
+		"grant_type": {"password"}, "username": {email}, "password": {testPassword}})
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	var tok auth.Token
+	require.Equal(tb, http.StatusOK, resp.StatusCode)
+	require.NoError(tb, json.NewDecoder(resp.Body).Decode(&tok))
+	return tok.AccessToken
+}
+
+// as returns a copy of the bundle that sends token (none when empty).
+func (b *testBundle) as(token string) *testBundle {
+	c := *b
+	c.token = token
+	return &c
 }
 
 type response struct {
@@ -91,7 +150,9 @@ func (r response) json(tb testing.TB) map[string]any {
 	return m
 }
 
-func (b *testBundle) do(tb testing.TB, method, path string, body any) response {
+// request builds the request do sends; tests sending their own (through
+// another client, or straight to b.handler) build it here too.
+func (b *testBundle) request(tb testing.TB, method, path string, body any) *http.Request {
 	tb.Helper()
 	var rd io.Reader
 	switch v := body.(type) {
@@ -108,7 +169,15 @@ func (b *testBundle) do(tb testing.TB, method, path string, body any) response {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := b.server.Client().Do(req)
+	if b.token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	return req
+}
+
+func (b *testBundle) do(tb testing.TB, method, path string, body any) response {
+	tb.Helper()
+	resp, err := b.server.Client().Do(b.request(tb, method, path, body))
 	require.NoError(tb, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -467,12 +536,21 @@ func TestOpenAPIAndDocs(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []string{
+		"issue-token", "revoke-token", "get-status-page", "get-me", "list-clients", "create-client", "revoke-client",
 		"list-monitors", "create-monitor", "get-monitor", "update-monitor", "delete-monitor",
 		"run-check", "list-results", "get-stats", "get-job",
+		"list-users", "create-user", "delete-user", "list-all-clients", "revoke-any-client",
 	}, ids)
 
 	docs := b.do(t, http.MethodGet, "/docs", nil)
 	require.Equal(t, http.StatusOK, docs.status)
 	require.Contains(t, string(docs.body), "/openapi.json")
 	require.NotRegexp(t, `(?i)<script[^>]+src="https?://`, string(docs.body), "docs must load no remote script")
+}
+
+func readAll(tb testing.TB, resp *http.Response) []byte {
+	tb.Helper()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	return raw
 }

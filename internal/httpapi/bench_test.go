@@ -55,7 +55,7 @@ func BenchmarkStats(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				handler.ServeHTTP(rec, bundle.request(b, http.MethodGet, path, nil))
 				if rec.Code != http.StatusOK {
 					b.Fatalf("status %d: %s", rec.Code, rec.Body)
 				}

@@ -9,7 +9,9 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/jobs"
+	"github.com/beaconhq/beacon/internal/monitors"
 )
 
 // Job is a River job as the API shows it.
@@ -65,6 +67,25 @@ func getJob(d Deps) func(context.Context, *struct {
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
+		// A job is visible to the owner of the monitor it checks; other
+		// jobs (scheduling, pruning) to admins only. Others get a 404.
+		if ok, err := maysee(ctx, d, row); err != nil {
+			return nil, problem(ctx, d.Log, err)
+		} else if !ok {
+			return nil, huma.Error404NotFound("job not found")
+		}
 		return &struct{ Body Job }{Body: jobView(row)}, nil
 	}
+}
+
+func maysee(ctx context.Context, d Deps, row *rivertype.JobRow) (bool, error) {
+	if row.Kind == (monitors.CheckArgs{}).Kind() {
+		var args monitors.CheckArgs
+		if err := json.Unmarshal(row.EncodedArgs, &args); err != nil {
+			return false, nil
+		}
+		return d.Monitors.Store.Owns(ctx, owner(ctx), args.MonitorID)
+	}
+	p, _ := auth.PrincipalFrom(ctx)
+	return p.IsAdmin(), nil
 }

@@ -14,13 +14,14 @@ import (
 
 // MonitorBody is what a client sends to create a monitor.
 type MonitorBody struct {
-	Name            string `json:"name" minLength:"1" maxLength:"200" example:"Example home page"`
-	URL             string `json:"url" format:"uri" minLength:"1" maxLength:"2048" example:"https://example.com/" doc:"http or https URL to check; no credentials"`
-	Method          string `json:"method,omitempty" enum:"GET,HEAD,POST" doc:"HTTP method (default GET)"`
-	IntervalSeconds int    `json:"interval_seconds,omitempty" minimum:"10" maximum:"86400" doc:"Seconds between checks (default 60)"`
-	TimeoutMS       int    `json:"timeout_ms,omitempty" minimum:"100" maximum:"60000" doc:"Check timeout in milliseconds, shorter than the interval (default 5000)"`
-	ExpectedStatus  []int  `json:"expected_status,omitempty" maxItems:"20" doc:"Status codes that count as up (default: any 2xx)"`
-	Enabled         *bool  `json:"enabled,omitempty" doc:"Whether the monitor is checked on schedule (default true)"`
+	Name            string  `json:"name" minLength:"1" maxLength:"200" example:"Example home page"`
+	URL             string  `json:"url" format:"uri" minLength:"1" maxLength:"2048" example:"https://example.com/" doc:"http or https URL to check; no credentials"`
+	Method          string  `json:"method,omitempty" enum:"GET,HEAD,POST" doc:"HTTP method (default GET)"`
+	IntervalSeconds int     `json:"interval_seconds,omitempty" minimum:"10" maximum:"86400" doc:"Seconds between checks (default 60)"`
+	TimeoutMS       int     `json:"timeout_ms,omitempty" minimum:"100" maximum:"60000" doc:"Check timeout in milliseconds, shorter than the interval (default 5000)"`
+	ExpectedStatus  []int   `json:"expected_status,omitempty" maxItems:"20" doc:"Status codes that count as up (default: any 2xx)"`
+	Enabled         *bool   `json:"enabled,omitempty" doc:"Whether the monitor is checked on schedule (default true)"`
+	PublicSlug      *string `json:"public_slug,omitempty" pattern:"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$" doc:"Publish a status page at /v1/public/status/{slug}"`
 }
 
 // MonitorPatch is what a client sends to change a monitor: absent fields stay.
@@ -32,6 +33,8 @@ type MonitorPatch struct {
 	TimeoutMS       *int    `json:"timeout_ms,omitempty" minimum:"100" maximum:"60000"`
 	ExpectedStatus  *[]int  `json:"expected_status,omitempty" maxItems:"20"`
 	Enabled         *bool   `json:"enabled,omitempty"`
+	// PublicSlug: a slug publishes the status page, "" unpublishes it.
+	PublicSlug *string `json:"public_slug,omitempty" pattern:"^([a-z0-9][a-z0-9-]{1,62}[a-z0-9])?$" doc:"Slug of the public status page; empty string to unpublish"`
 }
 
 type MonitorIDPath struct {
@@ -63,7 +66,7 @@ func listMonitors(d Deps) func(context.Context, *struct {
 				return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{Location: "query.cursor", Message: "is not a cursor returned by this API"})
 			}
 		}
-		items, err := d.Monitors.Store.List(ctx, after, in.Limit+1)
+		items, err := d.Monitors.Store.List(ctx, owner(ctx), after, in.Limit+1)
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
@@ -91,8 +94,9 @@ func createMonitor(d Deps) func(context.Context, *struct{ Body MonitorBody }) (*
 		spec := monitors.Spec{
 			Name: b.Name, URL: b.URL, Method: b.Method, IntervalSeconds: b.IntervalSeconds,
 			TimeoutMS: b.TimeoutMS, ExpectedStatus: b.ExpectedStatus, Enabled: b.Enabled == nil || *b.Enabled,
+			PublicSlug: b.PublicSlug,
 		}
-		m, err := d.Monitors.Store.Create(ctx, spec)
+		m, err := d.Monitors.Store.Create(ctx, owner(ctx), spec)
 		if err != nil {
 			return nil, problem(ctx, d.Log, bodyField(err))
 		}
@@ -105,7 +109,7 @@ func createMonitor(d Deps) func(context.Context, *struct{ Body MonitorBody }) (*
 
 func getMonitor(d Deps) func(context.Context, *MonitorIDPath) (*monitorOutput, error) {
 	return func(ctx context.Context, in *MonitorIDPath) (*monitorOutput, error) {
-		m, err := d.Monitors.Store.Get(ctx, in.ID)
+		m, err := d.Monitors.Store.Get(ctx, owner(ctx), in.ID)
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
@@ -122,7 +126,7 @@ func updateMonitor(d Deps) func(context.Context, *struct {
 		Body MonitorPatch
 	}) (*monitorOutput, error) {
 		p := in.Body
-		m, err := d.Monitors.Store.Update(ctx, in.ID, func(s *monitors.Spec) {
+		m, err := d.Monitors.Store.Update(ctx, owner(ctx), in.ID, func(s *monitors.Spec) {
 			set(&s.Name, p.Name)
 			set(&s.URL, p.URL)
 			set(&s.Method, p.Method)
@@ -130,6 +134,12 @@ func updateMonitor(d Deps) func(context.Context, *struct {
 			set(&s.TimeoutMS, p.TimeoutMS)
 			set(&s.ExpectedStatus, p.ExpectedStatus)
 			set(&s.Enabled, p.Enabled)
+			if p.PublicSlug != nil {
+				s.PublicSlug = p.PublicSlug
+				if *p.PublicSlug == "" {
+					s.PublicSlug = nil
+				}
+			}
 		})
 		if err != nil {
 			return nil, problem(ctx, d.Log, bodyField(err))
@@ -157,7 +167,7 @@ func bodyField(err error) error {
 
 func deleteMonitor(d Deps) func(context.Context, *MonitorIDPath) (*struct{}, error) {
 	return func(ctx context.Context, in *MonitorIDPath) (*struct{}, error) {
-		if err := d.Monitors.Store.Delete(ctx, in.ID); err != nil {
+		if err := d.Monitors.Store.Delete(ctx, owner(ctx), in.ID); err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
 		return nil, nil
@@ -189,7 +199,7 @@ func runCheck(d Deps) func(context.Context, *struct {
 		MonitorIDPath
 		Wait int `query:"wait" minimum:"0" maximum:"30" doc:"Seconds to wait for the result (0: do not wait)"`
 	}) (*runCheckOutput, error) {
-		id, err := d.Monitors.RunCheck(ctx, in.ID)
+		id, err := d.Monitors.RunCheck(ctx, owner(ctx), in.ID)
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
@@ -255,7 +265,7 @@ func listResults(d Deps) func(context.Context, *struct {
 		if err != nil {
 			return nil, err
 		}
-		page, err := d.Monitors.Store.Results(ctx, in.ID, monitors.ResultQuery{From: from, To: to, Cursor: in.Cursor, Limit: in.Limit})
+		page, err := d.Monitors.Store.Results(ctx, owner(ctx), in.ID, monitors.ResultQuery{From: from, To: to, Cursor: in.Cursor, Limit: in.Limit})
 		if e, ok := apperr.As(err); ok && e.Field == "cursor" {
 			err = &apperr.Error{Code: e.Code, Field: "query.cursor", Message: e.Message}
 		}
@@ -302,7 +312,7 @@ func getStats(d Deps) func(context.Context, *struct {
 		if err != nil {
 			return nil, err
 		}
-		buckets, err := d.Monitors.Store.Stats(ctx, in.ID, from, to, bucket)
+		buckets, err := d.Monitors.Store.Stats(ctx, owner(ctx), in.ID, from, to, bucket)
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
@@ -343,4 +353,18 @@ func chooseBucket(raw string, span time.Duration) (time.Duration, error) {
 		return 0, invalid("gives more than 1000 buckets for this range: choose a larger bucket")
 	}
 	return b, nil
+}
+
+func getStatusPage(d Deps) func(context.Context, *struct {
+	Slug string `path:"slug" pattern:"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"`
+}) (*struct{ Body monitors.Status }, error) {
+	return func(ctx context.Context, in *struct {
+		Slug string `path:"slug" pattern:"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$"`
+	}) (*struct{ Body monitors.Status }, error) {
+		st, err := d.Monitors.Store.PublicStatus(ctx, in.Slug)
+		if err != nil {
+			return nil, problem(ctx, d.Log, err)
+		}
+		return &struct{ Body monitors.Status }{Body: st}, nil
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"github.com/beaconhq/beacon/internal/httpapi/docsui"
 )
 
-// addRoutes is the whole HTTP surface of Beacon.
+// addRoutes is the whole HTTP surface of Beacon. Every operation is
+// declared public, private (its owner's data) or admin; anything not
+// declared public requires a token.
 func addRoutes(mux *http.ServeMux, api huma.API, d Deps) {
 	// Operations: probes and documentation, outside /v1 and never gated.
 	mux.HandleFunc("GET /healthz", handleHealthz)
@@ -17,56 +19,148 @@ func addRoutes(mux *http.ServeMux, api huma.API, d Deps) {
 	mux.Handle("/docs", docs)
 	mux.Handle("/docs/", docs)
 	mux.HandleFunc("/", handleNotFound)
+	if d.Events != nil {
+		mux.Handle("GET /v1/events", d.Events) // websocket; authenticates itself
+	}
+	if d.RiverUI != nil {
+		mux.Handle("/riverui/", adminOnly(d, d.RiverUI))
+	}
 
 	v1 := huma.NewGroup(api, "/v1")
-	v1.UseMiddleware(requireReady(api, d.Gate))
+	v1.UseMiddleware(requireReady(api, d.Gate), withRemote, requireAuth(api, d.Auth))
 
-	// Monitors.
-	huma.Register(v1, huma.Operation{
+	// Public: sign-in and published status pages.
+	huma.Register(v1, public(huma.Operation{
+		OperationID: "issue-token", Method: http.MethodPost, Path: "/oauth/token",
+		Summary: "Get an access token (OAuth2)",
+		Description: "RFC 6749 token endpoint: grant_type password, client_credentials (HTTP Basic or form) or refresh_token. " +
+			"Failed sign-ins are rate limited (429 with Retry-After).",
+		Tags: []string{"Public: auth"},
+		Responses: map[string]*huma.Response{
+			"400": {Description: "invalid_request, invalid_grant or unsupported_grant_type"},
+			"401": {Description: "invalid_client"},
+			"429": {Description: "Too many failed attempts; see Retry-After."},
+		},
+	}), issueToken(d))
+	relaxFormBody(api, http.MethodPost, tokenURL, formBody(map[string]string{
+		"grant_type":    "password, client_credentials or refresh_token",
+		"username":      "email (password grant)",
+		"password":      "password (password grant)",
+		"client_id":     "client id (client_credentials, unless sent with HTTP Basic)",
+		"client_secret": "client secret (client_credentials, unless sent with HTTP Basic)",
+		"refresh_token": "refresh token (refresh_token grant)",
+	}, "grant_type"))
+	huma.Register(v1, public(huma.Operation{
+		OperationID: "revoke-token", Method: http.MethodPost, Path: "/oauth/revoke",
+		Summary: "Revoke a refresh token (sign out)", Description: "RFC 7009: revokes the token and every token rotated from the same sign-in.",
+		Tags: []string{"Public: auth"}, DefaultStatus: http.StatusOK,
+	}), revokeToken(d))
+	relaxFormBody(api, http.MethodPost, "/v1/oauth/revoke", formBody(map[string]string{"token": "the refresh token"}, "token"))
+	huma.Register(v1, public(huma.Operation{
+		OperationID: "get-status-page", Method: http.MethodGet, Path: "/public/status/{slug}",
+		Summary: "A published monitor's status page", Tags: []string{"Public: status pages"},
+	}), getStatusPage(d))
+
+	// Private: the caller's own monitors, checks, results and jobs.
+	huma.Register(v1, private(huma.Operation{
+		OperationID: "get-me", Method: http.MethodGet, Path: "/me",
+		Summary: "The signed-in user", Tags: []string{"Account"},
+	}), getMe(d))
+	huma.Register(v1, private(huma.Operation{
+		OperationID: "list-clients", Method: http.MethodGet, Path: "/clients",
+		Summary: "List my API clients", Tags: []string{"Account"},
+	}), listClients(d, false))
+	huma.Register(v1, private(huma.Operation{
+		OperationID: "create-client", Method: http.MethodPost, Path: "/clients",
+		Summary: "Create an API client", Description: "The client secret is shown once, in this response.",
+		Tags: []string{"Account"}, DefaultStatus: http.StatusCreated,
+	}), createClient(d))
+	huma.Register(v1, private(huma.Operation{
+		OperationID: "revoke-client", Method: http.MethodDelete, Path: "/clients/{id}",
+		Summary: "Revoke one of my API clients", Tags: []string{"Account"}, DefaultStatus: http.StatusNoContent,
+	}), revokeClient(d, false))
+
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "list-monitors", Method: http.MethodGet, Path: "/monitors",
 		Summary: "List monitors", Tags: []string{"Monitors"},
-	}, listMonitors(d))
-	huma.Register(v1, huma.Operation{
+	}), listMonitors(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "create-monitor", Method: http.MethodPost, Path: "/monitors",
 		Summary: "Create a monitor", Tags: []string{"Monitors"}, DefaultStatus: http.StatusCreated,
-	}, createMonitor(d))
-	huma.Register(v1, huma.Operation{
+	}), createMonitor(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "get-monitor", Method: http.MethodGet, Path: "/monitors/{id}",
 		Summary: "Get a monitor", Tags: []string{"Monitors"},
-	}, getMonitor(d))
-	huma.Register(v1, huma.Operation{
+	}), getMonitor(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "update-monitor", Method: http.MethodPatch, Path: "/monitors/{id}",
 		Summary: "Update a monitor", Description: "Changes only the fields present in the body.",
 		Tags: []string{"Monitors"},
-	}, updateMonitor(d))
-	huma.Register(v1, huma.Operation{
+	}), updateMonitor(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "delete-monitor", Method: http.MethodDelete, Path: "/monitors/{id}",
 		Summary: "Delete a monitor and its results", Tags: []string{"Monitors"}, DefaultStatus: http.StatusNoContent,
-	}, deleteMonitor(d))
+	}), deleteMonitor(d))
 
-	// Checks and their results.
-	huma.Register(v1, huma.Operation{
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "run-check", Method: http.MethodPost, Path: "/monitors/{id}/checks",
 		Summary: "Run a check now",
 		Description: "Enqueues a check. Without `wait` it answers 202 at once with the job to follow; " +
 			"with `wait` it answers 200 with the result if the check ends within that many seconds, else 202.",
 		Tags: []string{"Checks"}, DefaultStatus: http.StatusAccepted,
 		Responses: map[string]*huma.Response{"200": {Description: "The check finished within `wait`."}},
-	}, runCheck(d))
-	huma.Register(v1, huma.Operation{
+	}), runCheck(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "list-results", Method: http.MethodGet, Path: "/monitors/{id}/results",
 		Summary: "List check results", Description: "Newest first, paginated by `cursor`.", Tags: []string{"Checks"},
-	}, listResults(d))
-	huma.Register(v1, huma.Operation{
+	}), listResults(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "get-stats", Method: http.MethodGet, Path: "/monitors/{id}/stats",
 		Summary:     "Uptime and latency per time bucket",
 		Description: "Check count, successes, uptime ratio and p50/p95/p99 latency per bucket; buckets without checks are omitted.",
 		Tags:        []string{"Checks"},
-	}, getStats(d))
-
-	// Jobs.
-	huma.Register(v1, huma.Operation{
+	}), getStats(d))
+	huma.Register(v1, private(huma.Operation{
 		OperationID: "get-job", Method: http.MethodGet, Path: "/jobs/{id}",
 		Summary: "Get a job's state, attempts, errors and output", Tags: []string{"Jobs"},
-	}, getJob(d))
+	}), getJob(d))
+
+	// Admin: accounts and every API client.
+	huma.Register(v1, admin(huma.Operation{
+		OperationID: "list-users", Method: http.MethodGet, Path: "/admin/users",
+		Summary: "List users", Tags: []string{"Admin"},
+	}), listUsers(d))
+	huma.Register(v1, admin(huma.Operation{
+		OperationID: "create-user", Method: http.MethodPost, Path: "/admin/users",
+		Summary: "Create a user", Tags: []string{"Admin"}, DefaultStatus: http.StatusCreated,
+	}), createUser(d))
+	huma.Register(v1, admin(huma.Operation{
+		OperationID: "delete-user", Method: http.MethodDelete, Path: "/admin/users/{id}",
+		Summary: "Delete a user with their monitors and clients", Tags: []string{"Admin"}, DefaultStatus: http.StatusNoContent,
+	}), deleteUser(d))
+	huma.Register(v1, admin(huma.Operation{
+		OperationID: "list-all-clients", Method: http.MethodGet, Path: "/admin/clients",
+		Summary: "List every API client", Tags: []string{"Admin"},
+	}), listClients(d, true))
+	huma.Register(v1, admin(huma.Operation{
+		OperationID: "revoke-any-client", Method: http.MethodDelete, Path: "/admin/clients/{id}",
+		Summary: "Revoke any API client", Tags: []string{"Admin"}, DefaultStatus: http.StatusNoContent,
+	}), revokeClient(d, true))
+}
+
+// adminOnly guards a handler outside huma (River UI) with the same rules.
+func adminOnly(d Deps, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := AuthenticateRequest(d.Auth, r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="beacon"`)
+			writeProblem(w, http.StatusUnauthorized, "a valid access token is required")
+			return
+		}
+		if !p.IsAdmin() {
+			writeProblem(w, http.StatusForbidden, "River UI is for admins")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -17,6 +17,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
@@ -38,6 +39,13 @@ type Deps struct {
 	Now func() time.Time
 	// Telemetry instruments the server; nil means none.
 	Telemetry *telemetry.Telemetry
+	// Auth issues and checks tokens. Without it every private operation
+	// answers 401.
+	Auth *auth.Service
+	// Events serves the /v1/events websocket; nil: not served.
+	Events http.Handler
+	// RiverUI serves River's web UI under /riverui/ (admins only); nil: not served.
+	RiverUI http.Handler
 }
 
 // OpenAPIPath is where the OpenAPI document is served (+ ".json", ".yaml").
@@ -57,6 +65,7 @@ func NewServer(d Deps) (http.Handler, huma.API) {
 	cfg.Info.Description = "Synthetic monitoring: monitors, scheduled HTTP checks, results and statistics. " +
 		"Every error is an RFC 9457 problem document."
 	cfg.OpenAPIPath = OpenAPIPath
+	cfg.Components.SecuritySchemes = securitySchemes()
 	// huma's own docs page loads its scripts from a CDN; ours is embedded.
 	cfg.DocsPath = ""
 	// Schemas stay inline in the OpenAPI document; no $schema link in bodies.
@@ -69,7 +78,9 @@ func NewServer(d Deps) (http.Handler, huma.API) {
 // untraced paths: probes, docs and the OpenAPI document are polled or
 // static, and would only bury the requests worth looking at.
 func untraced(path string) bool {
-	return path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+	// /v1/events is a websocket: a span as long as the connection would
+	// only distort the request-duration histogram.
+	return path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/events" ||
 		path == "/docs" || strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, OpenAPIPath)
 }
 
