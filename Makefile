@@ -5,18 +5,18 @@ STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build check test e2e collector lint bench openapi tools docker clean
+.PHONY: help run build check test e2e browser collector lint bench openapi tools docker clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-run: ## run Beacon (API + workers) on :8080; starts a local PostgreSQL in .data/ when DATABASE_URL is unset
+run: ## run Beacon (API :8080, dashboard :8081, workers); starts a local PostgreSQL in .data/ when DATABASE_URL is unset
 	@scripts/run-local.sh
 
 build: ## build bin/beacon (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/beacon ./cmd/beacon
 
-check: lint test e2e ## everything CI runs: lint, unit and integration tests, telemetry contract tests
+check: lint test e2e browser ## everything CI runs: lint, unit and integration tests, telemetry contract tests, browser tests
 
 test: ## run every test against a real PostgreSQL (a throwaway one when TEST_DATABASE_URL is unset)
 	@scripts/with-testdb.sh $(GO) test -race -count=1 -timeout 20m ./...
@@ -27,13 +27,18 @@ collector: ## build the OpenTelemetry Collector from otel-collector/builder-conf
 e2e: collector ## telemetry contract tests: collector, Prometheus and exporters for real (see docs/observability.md)
 	@scripts/with-testdb.sh $(GO) test -tags e2e -count=1 -timeout 15m -v ./observability/
 
+browser: ## browser tests: dashboard, Swagger UI, River UI in Debian's Chromium (screenshots in test-results/)
+	@scripts/browser-test.sh
+
 lint: tools ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags e2e ./...
 	$$($(GO) env GOPATH)/bin/staticcheck -tags e2e ./...
 
-bench: ## benchmarks (stats endpoint over a month of results) against a throwaway PostgreSQL
-	@scripts/with-testdb.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## benchmarks, 5 runs each, against a throwaway PostgreSQL; prints medians and what telemetry costs
+	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+		scripts/with-testdb.sh $(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee "$$out" \
+		&& echo && $(GO) run ./scripts/benchratio < "$$out"
 
 openapi: ## print the OpenAPI document
 	@$(GO) run ./cmd/beacon openapi

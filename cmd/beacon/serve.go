@@ -49,21 +49,42 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	defer a.close()
 
 	// ---- Listeners first, so a busy port fails before anything starts.
-	var apiLn net.Listener
+	var apiLn, dashLn net.Listener
+	closeAll := func() {
+		for _, l := range []net.Listener{apiLn, dashLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
 	if a.api != nil {
 		if apiLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen on BEACON_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
 	}
+	if kind == roleAll {
+		if dashLn, err = net.Listen("tcp", cfg.DashboardAddr); err != nil {
+			closeAll()
+			return fmt.Errorf("listen on BEACON_DASHBOARD_ADDR %s: %w", cfg.DashboardAddr, err)
+		}
+	}
 	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
 	if err != nil {
-		if apiLn != nil {
-			apiLn.Close()
-		}
+		closeAll()
 		return fmt.Errorf("listen on BEACON_OPS_ADDR %s: %w", cfg.OpsAddr, err)
 	}
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
+
+	// ---- Live updates: one LISTEN connection fans events out to websockets.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	hubDone := make(chan error, 1)
+	if a.hub != nil {
+		go func() { hubDone <- a.hub.Run(hubCtx) }()
+	} else {
+		hubDone <- nil
+	}
 
 	// ---- Ops server: probes, metrics and pprof, never public.
 	opsSrv := &http.Server{Handler: a.ops, ReadHeaderTimeout: 5 * time.Second}
@@ -83,6 +104,21 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 		}
 		go func() { errc <- serveHTTP(apiSrv, apiLn, "api") }()
 		log.Info("api listening", "addr", apiLn.Addr().String(), "docs", "/docs")
+	}
+
+	// ---- Dashboard (beacon all): it reaches this process's API over HTTP,
+	// as a separate `beacon dashboard` would.
+	var dashSrv *http.Server
+	if dashLn != nil {
+		_, port, _ := net.SplitHostPort(apiLn.Addr().String())
+		h, err := newDashboard(cfg, "http://127.0.0.1:"+port, tel)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		dashSrv = dashboardHTTPServer(h)
+		go func() { errc <- serveHTTP(dashSrv, dashLn, "dashboard") }()
+		log.Info("dashboard listening", "addr", dashLn.Addr().String())
 	}
 
 	// ---- Schema gate, then workers. River's context is not ctx: cancelling
@@ -117,6 +153,15 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	a.draining.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	if dashSrv != nil {
+		if err := dashSrv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("dashboard did not drain in time", "error", err)
+		}
+	}
+	// Websockets are not tracked by http.Server.Shutdown: close them first,
+	// so clients move to another replica while HTTP drains.
+	stopHub()
+	<-hubDone
 	if apiSrv != nil {
 		if err := apiSrv.Shutdown(shutdownCtx); err != nil {
 			log.Warn("api did not drain in time", "error", err)
