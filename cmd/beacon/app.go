@@ -170,7 +170,7 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 			Log: a.log, Version: buildVersion(), Telemetry: tel,
 			Monitors: &monitors.Service{Store: store, Jobs: a.client},
 			Jobs:     a.client, Ready: a.ready, Gate: a.probe.SchemaError,
-			Auth: a.auth, RiverUI: a.riverUI,
+			Auth: a.auth, RiverUI: a.riverUI, TrustedProxies: cfg.TrustedProxies,
 			Events: realtime.Handler(a.hub, func(r *http.Request) (auth.Principal, error) {
 				return httpapi.AuthenticateRequest(a.auth, r)
 			}),

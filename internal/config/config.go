@@ -44,8 +44,9 @@ type Config struct {
 	SchedulerBatch    int           // BEACON_SCHEDULER_BATCH: monitors enqueued per transaction
 	ResultRetention   time.Duration // BEACON_RESULT_RETENTION: check results older than this are pruned
 	CheckAllow        []netip.Prefix
-	CheckAllowRaw     string // BEACON_CHECK_ALLOW_CIDRS: private ranges checks may reach (empty: none)
-	MigrateOnStart    bool   // BEACON_MIGRATE_ON_START: `beacon all` applies migrations before serving
+	CheckAllowRaw     string         // BEACON_CHECK_ALLOW_CIDRS: private ranges checks may reach (empty: none)
+	TrustedProxies    []netip.Prefix // BEACON_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
+	MigrateOnStart    bool           // BEACON_MIGRATE_ON_START: `beacon all` applies migrations before serving
 
 	JWTSecret     string        // BEACON_JWT_SECRET (a secret)
 	AdminEmail    string        // BEACON_ADMIN_EMAIL
@@ -82,6 +83,7 @@ var Vars = []Var{
 	{"BEACON_SCHEDULER_BATCH", "500", "monitors enqueued per scheduler transaction (1-10000)"},
 	{"BEACON_RESULT_RETENTION", "720h", "check results older than this are pruned hourly (>= 1h)"},
 	{"BEACON_CHECK_ALLOW_CIDRS", "", "comma-separated private CIDRs checks may reach (default: none)"},
+	{"BEACON_TRUSTED_PROXIES", "127.0.0.0/8,::1/128", "CIDRs of proxies (the dashboard) whose X-Forwarded-For names the client, for sign-in rate limits"},
 	{"BEACON_MIGRATE_ON_START", "true", "`beacon all` migrates before serving (`api`/`worker` never do)"},
 	{"BEACON_JWT_SECRET", "", "key signing access tokens, >= 32 bytes; required in production (development: random per process)"},
 	{"BEACON_ADMIN_EMAIL", "", "first admin, created at migrate/start if absent; required in production (development: " + DevAdminEmail + ")"},
@@ -174,6 +176,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.CheckAllow, err = netguard.ParsePrefixes(c.CheckAllowRaw); err != nil {
 		fail("BEACON_CHECK_ALLOW_CIDRS", "%v", err)
+	}
+	if c.TrustedProxies, err = netguard.ParsePrefixes(get("BEACON_TRUSTED_PROXIES")); err != nil {
+		fail("BEACON_TRUSTED_PROXIES", "%v", err)
 	}
 	if c.MigrateOnStart, err = strconv.ParseBool(get("BEACON_MIGRATE_ON_START")); err != nil {
 		fail("BEACON_MIGRATE_ON_START", "%q is not a boolean", get("BEACON_MIGRATE_ON_START"))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -183,11 +184,40 @@ func oauthError(e *auth.OAuthError) error {
 	return huma.ErrorWithHeaders(p, h)
 }
 
-// remoteIP identifies the caller for rate limiting.
-func remoteIP(ctx huma.Context) string {
-	host, _, err := net.SplitHostPort(ctx.RemoteAddr())
+// clientIP identifies the caller for rate limiting: the peer address, or,
+// when the peer is a trusted proxy (the dashboard), the nearest address in
+// X-Forwarded-For that is not one. Without this, every sign-in through the
+// dashboard would share its address, and five wrong passwords from anyone
+// would lock an account out of the dashboard for everyone.
+func clientIP(peer, forwarded string, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(peer)
 	if err != nil {
-		return ctx.RemoteAddr()
+		host = peer
+	}
+	isTrusted := func(s string) bool {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return false
+		}
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	if forwarded == "" || !isTrusted(host) {
+		return host
+	}
+	hops := strings.Split(forwarded, ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			return host // garbage: do not let it choose the key
+		}
+		if !isTrusted(hop) || i == 0 {
+			return hop
+		}
 	}
 	return host
 }
@@ -251,8 +281,10 @@ func parseBasic(h string) (string, string, bool) {
 type remoteKey struct{}
 
 // withRemote records the caller's address for the token endpoint.
-func withRemote(ctx huma.Context, next func(huma.Context)) {
-	next(huma.WithValue(ctx, remoteKey{}, remoteIP(ctx)))
+func withRemote(trusted []netip.Prefix) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		next(huma.WithValue(ctx, remoteKey{}, clientIP(ctx.RemoteAddr(), ctx.Header("X-Forwarded-For"), trusted)))
+	}
 }
 
 type revokeInput struct {

@@ -27,7 +27,7 @@ func addRoutes(mux *http.ServeMux, api huma.API, d Deps) {
 	}
 
 	v1 := huma.NewGroup(api, "/v1")
-	v1.UseMiddleware(requireReady(api, d.Gate), withRemote, requireAuth(api, d.Auth))
+	v1.UseMiddleware(requireReady(api, d.Gate), withRemote(d.TrustedProxies), requireAuth(api, d.Auth))
 
 	// Public: sign-in and published status pages.
 	huma.Register(v1, public(huma.Operation{

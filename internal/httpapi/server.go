@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -46,6 +47,8 @@ type Deps struct {
 	Events http.Handler
 	// RiverUI serves River's web UI under /riverui/ (admins only); nil: not served.
 	RiverUI http.Handler
+	// TrustedProxies may name the client in X-Forwarded-For (the dashboard).
+	TrustedProxies []netip.Prefix
 }
 
 // OpenAPIPath is where the OpenAPI document is served (+ ".json", ".yaml").
