@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,21 +60,12 @@ func serveDashboard(ctx context.Context, env environment) error {
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	tel, err := telemetry.New(ctx, telemetry.Options{
-		Version: buildVersion(), Role: "dashboard", Environment: string(cfg.Env),
-		Getenv: env.getenv, LogWriter: env.stdout, LogFormat: cfg.LogFormat, LogLevel: level,
-	})
+	tel, flush, err := startTelemetry(ctx, env, cfg, "dashboard")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(flushCtx)
-	}()
-	log := tel.Logger.With("role", "dashboard")
+	defer flush()
+	log := tel.Logger
 	h, err := newDashboard(cfg, cfg.APIURL, tel)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
@@ -23,21 +24,11 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	}
 
 	// ---- Telemetry: first, so everything after it is observed; flushed last.
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	tel, err := telemetry.New(ctx, telemetry.Options{
-		Version: buildVersion(), Role: kind.String(), Environment: string(cfg.Env),
-		Getenv: env.getenv, LogWriter: env.stdout, LogFormat: cfg.LogFormat, LogLevel: level,
-	})
+	tel, flush, err := startTelemetry(ctx, env, cfg, kind.String())
 	if err != nil {
 		return err
 	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(flushCtx)
-	}()
-	tel.Logger = tel.Logger.With("role", kind.String())
+	defer flush()
 	log := tel.Logger
 	log.Info("starting", "version", buildVersion(), "env", cfg.Env, "database", cfg.MaskedDatabaseURL())
 
@@ -181,6 +172,27 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// startTelemetry sets up telemetry for a role; flush sends what is buffered
+// (within 5 s) and stops it.
+func startTelemetry(ctx context.Context, env environment, cfg config.Config, role string) (*telemetry.Telemetry, func(), error) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	tel, err := telemetry.New(ctx, telemetry.Options{
+		Version: buildVersion(), Role: role, Environment: string(cfg.Env),
+		Getenv: env.getenv, LogWriter: env.stdout, LogFormat: cfg.LogFormat, LogLevel: level,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	tel.Logger = tel.Logger.With("role", role)
+	flush := func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(flushCtx)
+	}
+	return tel, flush, nil
 }
 
 func serveHTTP(srv *http.Server, ln net.Listener, name string) error {
