@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 )
 
 // Role is what a user may do.
@@ -27,6 +28,9 @@ type Principal struct {
 	UserID   int64
 	Role     Role
 	ClientID string // set when authenticated as a machine client
+	// Expires is when the token that authenticated the principal expires;
+	// long-lived connections (websockets) end then. Zero: no expiry known.
+	Expires time.Time
 }
 
 // IsAdmin reports whether the principal has the admin role.

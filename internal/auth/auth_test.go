@@ -71,7 +71,10 @@ func TestPasswordGrant(t *testing.T) {
 
 	p, err := b.svc.Authenticate(ctx, tok.AccessToken)
 	require.NoError(t, err)
-	require.Equal(t, auth.Principal{UserID: b.user.ID, Role: auth.RoleMember}, p)
+	require.Equal(t, b.user.ID, p.UserID)
+	require.Equal(t, auth.RoleMember, p.Role)
+	require.Empty(t, p.ClientID)
+	require.WithinDuration(t, b.clock.Now().Add(15*time.Minute), p.Expires, time.Second, "the principal knows when its token ends")
 
 	// Wrong password and unknown account fail the same way.
 	_, err1 := b.svc.PasswordGrant(ctx, "ada@example.org", "wrong password!!", "1.2.3.4")

@@ -136,7 +136,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err != nil || !c.Role.Valid() {
 		return Principal{}, ErrUnauthenticated
 	}
-	p := Principal{UserID: id, Role: c.Role, ClientID: c.ClientID}
+	p := Principal{UserID: id, Role: c.Role, ClientID: c.ClientID, Expires: c.ExpiresAt.Time}
 	if p.ClientID != "" {
 		var active bool
 		err := s.pool.QueryRow(ctx, `SELECT revoked_at IS NULL FROM api_clients WHERE client_id = $1`, p.ClientID).Scan(&active)

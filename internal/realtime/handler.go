@@ -45,7 +45,8 @@ type hello struct {
 // monitors.Event of that user as it was notified, and {"type":"resync"}
 // after the replica lost events while reconnecting to the database. A
 // client too slow to keep up with Options.Buffer messages is closed with
-// status 1008 "too slow"; at shutdown the status is 1001. Client messages
+// status 1008 "too slow", and every connection with 1008 "token expired"
+// when the token it was opened with expires; at shutdown the status is 1001. Client messages
 // are read and discarded (at most 4 KiB each).
 func Handler(hub *Hub, authenticate func(*http.Request) (auth.Principal, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -80,12 +81,14 @@ func Handler(hub *Hub, authenticate func(*http.Request) (auth.Principal, error))
 			hub.log.DebugContext(r.Context(), "websocket handshake failed", "error", err.Error())
 			return
 		}
-		hub.serve(r.Context(), conn, sub)
+		hub.serve(r.Context(), conn, sub, p.Expires)
 	})
 }
 
-// serve writes the subscriber's messages to conn until either side ends.
-func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, sub *subscriber) {
+// serve writes the subscriber's messages to conn until either side ends, or
+// until expires (the access token's expiry): a revoked client or a deleted
+// user must not go on hearing events on a connection opened long ago.
+func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, sub *subscriber, expires time.Time) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -110,6 +113,13 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, sub *subscriber) 
 	// up events.
 	wg.Go(func() { h.ping(ctx, conn) })
 
+	var expired <-chan time.Time
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
+
 	msg, _ := json.Marshal(hello{Type: "hello", UserID: sub.userID})
 	if err := h.write(ctx, conn, msg); err != nil {
 		return
@@ -127,6 +137,11 @@ func (h *Hub) serve(ctx context.Context, conn *websocket.Conn, sub *subscriber) 
 			return
 		case <-sub.done:
 			_ = conn.Close(sub.code, sub.reason)
+			return
+		case <-expired:
+			// The client reconnects with a fresh token (the dashboard's
+			// proxy refreshes it).
+			_ = conn.Close(websocket.StatusPolicyViolation, "token expired")
 			return
 		case msg := <-sub.ch:
 			if err := h.write(ctx, conn, msg); err != nil {

@@ -52,6 +52,8 @@ type instance struct {
 
 type instanceOpts struct {
 	hub realtime.Options
+	// authenticate replaces fakeAuth when set.
+	authenticate func(*http.Request) (auth.Principal, error)
 	// listener, when set, wraps the server's listener.
 	listener func(net.Listener) net.Listener
 }
@@ -81,7 +83,11 @@ func startInstance(t *testing.T, pool *pgxpool.Pool, o instanceOpts) *instance {
 	})
 	t.Cleanup(stop)
 
-	srv := httptest.NewUnstartedServer(realtime.Handler(hub, fakeAuth))
+	authenticate := fakeAuth
+	if o.authenticate != nil {
+		authenticate = o.authenticate
+	}
+	srv := httptest.NewUnstartedServer(realtime.Handler(hub, authenticate))
 	if o.listener != nil {
 		srv.Listener = o.listener(srv.Listener)
 	}
@@ -563,4 +569,27 @@ func TestClientMessagesAreDiscarded(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("websocket still open")
 	}
+}
+
+// A connection ends when the token it was opened with expires.
+func TestConnectionEndsWithItsToken(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, pgtest.NewURL(t))
+	inst := startInstance(t, pool, instanceOpts{authenticate: func(r *http.Request) (auth.Principal, error) {
+		p, err := fakeAuth(r)
+		p.Expires = time.Now().Add(300 * time.Millisecond)
+		return p, err
+	}})
+	conn, _, err := dial(t, inst.url, bearer(1))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, hello, err := conn.Read(ctx)
+	require.NoError(t, err)
+	require.Contains(t, string(hello), `"hello"`)
+	start := time.Now()
+	_, _, err = conn.Read(ctx)
+	require.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "error: %v", err)
+	require.Contains(t, err.Error(), "token expired")
+	require.Less(t, time.Since(start), 4*time.Second)
 }
