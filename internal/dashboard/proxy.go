@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+
+	"github.com/beaconhq/beacon/internal/problem"
 )
 
 // csrfHeader must accompany every unsafe /api request. A page on another
@@ -79,7 +80,7 @@ func newProxy(api *url.URL, rt http.RoundTripper, s *server) http.Handler {
 			if r.Context().Err() == nil {
 				s.log.WarnContext(r.Context(), "the API is unreachable", "method", r.Method, "path", r.URL.Path, "error", err)
 			}
-			writeProblem(w, http.StatusBadGateway, "the API is unavailable")
+			problem.Write(w, http.StatusBadGateway, "the API is unavailable")
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -92,15 +93,15 @@ func (s *server) apiGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/oauth/") {
 			// Tokens are handled by /auth/*: a page script must never see one.
-			writeProblem(w, http.StatusNotFound, "sign in through /auth/login")
+			problem.Write(w, http.StatusNotFound, "sign in through /auth/login")
 			return
 		}
 		if unsafeMethod(r.Method) && r.Header.Get(csrfHeader) != csrfValue {
-			writeProblem(w, http.StatusForbidden, "missing header "+csrfHeader+": "+csrfValue)
+			problem.Write(w, http.StatusForbidden, "missing header "+csrfHeader+": "+csrfValue)
 			return
 		}
 		if isUpgrade(r) && !sameOrigin(r) {
-			writeProblem(w, http.StatusForbidden, "cross-origin websocket refused")
+			problem.Write(w, http.StatusForbidden, "cross-origin websocket refused")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), readSession(r))))
@@ -112,7 +113,7 @@ func (s *server) apiGuard(next http.Handler) http.Handler {
 func (s *server) riverGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if (unsafeMethod(r.Method) || isUpgrade(r)) && (r.Header.Get("Origin") == "" || !sameOrigin(r)) {
-			writeProblem(w, http.StatusForbidden, "cross-origin request refused")
+			problem.Write(w, http.StatusForbidden, "cross-origin request refused")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), readSession(r))))
@@ -209,20 +210,4 @@ func (t *authTransport) refresh(ctx context.Context, refreshToken string) (token
 func replayable(req *http.Request) bool {
 	return (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
 		(req.Body == nil || req.Body == http.NoBody)
-}
-
-// problem is the RFC 9457 document the API answers with, so the UI reads
-// the dashboard's own refusals the same way.
-type problem struct {
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-}
-
-func writeProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{Title: http.StatusText(status), Status: status, Detail: detail})
 }

@@ -1,15 +1,13 @@
 package dashboard
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
-	"time"
+
+	"github.com/beaconhq/beacon/internal/webasset"
 )
 
 // static holds the UI: plain HTML, CSS and ES modules, no build step and
@@ -24,25 +22,16 @@ var static embed.FS
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; frame-ancestors 'none'"
 
-// Every file must be revalidated so a redeploy takes effect at once; the
-// ETag makes that cheap. (Module imports cannot carry a version query, so
-// long-lived caching would risk mixing old and new modules.)
-const cacheRevalidate = "no-cache"
-
-// asset is a file ready to serve, prepared once at start.
-type asset struct {
-	body        []byte
-	contentType string
-	etag        string
-	html        bool
-}
+// Every file is revalidated (webasset.Revalidate) so a redeploy takes effect
+// at once; module imports cannot carry a version query, so long-lived
+// caching would risk mixing old and new modules.
 
 type assets struct {
-	byName map[string]*asset
+	byName map[string]*webasset.Asset
 }
 
 func loadAssets() (*assets, error) {
-	a := &assets{byName: map[string]*asset{}}
+	a := &assets{byName: map[string]*webasset.Asset{}}
 	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -52,13 +41,7 @@ func loadAssets() (*assets, error) {
 			return err
 		}
 		name := path.Base(p)
-		sum := sha256.Sum256(body)
-		a.byName[name] = &asset{
-			body:        body,
-			contentType: contentType(name),
-			etag:        `"` + hex.EncodeToString(sum[:16]) + `"`,
-			html:        path.Ext(name) == ".html",
-		}
+		a.byName[name] = webasset.New(name, body)
 		return nil
 	})
 	if err != nil {
@@ -77,7 +60,7 @@ func loadAssets() (*assets, error) {
 func (a *assets) page(name string) http.Handler {
 	p := a.byName[name]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		serveAsset(w, r, p)
+		p.Serve(w, r, csp)
 	})
 }
 
@@ -85,42 +68,10 @@ func (a *assets) page(name string) http.Handler {
 func (a *assets) files() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := a.byName[r.PathValue("name")]
-		if f == nil || f.html {
+		if f == nil || f.HTML {
 			http.NotFound(w, r)
 			return
 		}
-		serveAsset(w, r, f)
+		f.Serve(w, r, csp)
 	})
-}
-
-func serveAsset(w http.ResponseWriter, r *http.Request, a *asset) {
-	h := w.Header()
-	h.Set("Content-Type", a.contentType)
-	h.Set("Cache-Control", cacheRevalidate)
-	h.Set("ETag", a.etag)
-	h.Set("X-Content-Type-Options", "nosniff")
-	if a.html {
-		h.Set("Content-Security-Policy", csp)
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "DENY")
-	}
-	// ServeContent handles HEAD, If-None-Match and Range.
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
-}
-
-// contentType is explicit: mime.TypeByExtension depends on the host's mime
-// database.
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".html":
-		return "text/html; charset=utf-8"
-	case ".js":
-		return "text/javascript; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".svg":
-		return "image/svg+xml"
-	default:
-		return "application/octet-stream"
-	}
 }

@@ -2,13 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/beaconhq/beacon/internal/apperr"
+	problemdoc "github.com/beaconhq/beacon/internal/problem"
 )
 
 // problem maps an error to the RFC 9457 problem a client sees. It is the one
@@ -44,15 +44,8 @@ func problem(ctx context.Context, log *slog.Logger, err error) error {
 	}
 }
 
-// writeProblem answers outside huma (unknown routes, panics, readiness gate)
-// with the same problem document huma writes.
+// writeProblem answers outside huma (unknown routes, panics, River UI) with
+// the same problem document huma writes.
 func writeProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(huma.ErrorModel{
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: detail,
-	})
+	problemdoc.Write(w, status, detail)
 }

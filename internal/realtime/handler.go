@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/problem"
 )
 
 // readLimit caps a client message. Clients have nothing to say yet; the
@@ -53,24 +54,24 @@ func Handler(hub *Hub, authenticate func(*http.Request) (auth.Principal, error))
 		p, err := authenticate(withQueryToken(r))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="beacon", error="invalid_token"`)
-			writeProblem(w, http.StatusUnauthorized, "a valid access token is required")
+			problem.Write(w, http.StatusUnauthorized, "a valid access token is required")
 			return
 		}
 		if !isUpgrade(r) {
 			w.Header().Set("Connection", "Upgrade")
 			w.Header().Set("Upgrade", "websocket")
-			writeProblem(w, http.StatusUpgradeRequired, "this endpoint speaks websocket only")
+			problem.Write(w, http.StatusUpgradeRequired, "this endpoint speaks websocket only")
 			return
 		}
 		sub, err := hub.subscribe(p.UserID)
 		switch {
 		case errors.Is(err, errTooMany):
-			writeProblem(w, http.StatusTooManyRequests,
+			problem.Write(w, http.StatusTooManyRequests,
 				fmt.Sprintf("at most %d live connections per user; close another one first", hub.opts.MaxConnsPerUser))
 			return
 		case err != nil:
 			w.Header().Set("Retry-After", "1")
-			writeProblem(w, http.StatusServiceUnavailable, "this server is shutting down; reconnect")
+			problem.Write(w, http.StatusServiceUnavailable, "this server is shutting down; reconnect")
 			return
 		}
 		defer hub.unsubscribe(sub)
@@ -212,18 +213,4 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
-}
-
-// problem is an RFC 9457 problem document, as httpapi writes them.
-type problem struct {
-	Title  string `json:"title,omitempty"`
-	Status int    `json:"status,omitempty"`
-	Detail string `json:"detail,omitempty"`
-}
-
-func writeProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{Title: http.StatusText(status), Status: status, Detail: detail})
 }

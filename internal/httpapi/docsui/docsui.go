@@ -9,15 +9,13 @@ package docsui
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"html/template"
 	"io/fs"
 	"net/http"
-	"path"
 	"strings"
-	"time"
+
+	"github.com/beaconhq/beacon/internal/webasset"
 )
 
 //go:embed index.html init.js assets
@@ -28,25 +26,6 @@ var files embed.FS
 // at run time, hence 'unsafe-inline' for styles only.
 const csp = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " +
 	"script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
-
-const (
-	// The vendored files are referenced from index.html with ?v=<version>,
-	// so a swagger-ui upgrade changes their URL and a long cache is safe.
-	cacheImmutable = "public, max-age=31536000, immutable"
-	// Everything else must be revalidated so a redeploy takes effect at once;
-	// the ETag makes that revalidation cheap.
-	cacheRevalidate = "no-cache"
-)
-
-// asset is a file ready to be served, precomputed once so requests do no
-// template or hashing work.
-type asset struct {
-	body        []byte
-	contentType string
-	cache       string
-	etag        string
-	html        bool
-}
 
 // Handler returns an http.Handler serving the docs UI at prefix (e.g.
 // "/docs") that loads the OpenAPI document from specURL.
@@ -77,13 +56,13 @@ func Handler(prefix, specURL string) http.Handler {
 		SpecURL:  specURL,
 		Base:     base,
 		Version:  version,
-		InitHash: etagOf(initJS)[1:13],
+		InitHash: webasset.New("init.js", initJS).ETag[1:13],
 	})
 	if err != nil {
 		panic("docsui: render index.html: " + err.Error())
 	}
 
-	assets := map[string]*asset{
+	assets := map[string]*webasset.Asset{
 		"init.js": newAsset("init.js", initJS),
 	}
 	entries, err := fs.ReadDir(files, "assets")
@@ -112,8 +91,8 @@ func Handler(prefix, specURL string) http.Handler {
 
 type handler struct {
 	prefix string
-	index  *asset
-	assets map[string]*asset
+	index  *webasset.Asset
+	assets map[string]*webasset.Asset
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -128,19 +107,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	hdr := w.Header()
-	hdr.Set("Content-Type", a.contentType)
-	hdr.Set("Cache-Control", a.cache)
-	hdr.Set("ETag", a.etag)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	if a.html {
-		hdr.Set("Content-Security-Policy", csp)
-	}
-	// ServeContent handles HEAD, If-None-Match and Range for us.
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+	a.Serve(w, r, csp)
 }
 
-func (h *handler) lookup(p string) *asset {
+func (h *handler) lookup(p string) *webasset.Asset {
 	if p == h.prefix || p == h.prefix+"/" {
 		return h.index
 	}
@@ -151,42 +121,15 @@ func (h *handler) lookup(p string) *asset {
 	return h.assets[name]
 }
 
-func newAsset(name string, body []byte) *asset {
-	a := &asset{
-		body:        body,
-		contentType: contentType(name),
-		cache:       cacheRevalidate,
-		etag:        etagOf(body),
-		html:        path.Ext(name) == ".html",
-	}
+// newAsset prepares a file; the vendored files are referenced from
+// index.html with ?v=<version>, so an upgrade changes their URL and a long
+// cache is safe.
+func newAsset(name string, body []byte) *webasset.Asset {
+	a := webasset.New(name, body)
 	if name == "swagger-ui-bundle.js" || name == "swagger-ui.css" {
-		a.cache = cacheImmutable
+		a.Cache = webasset.Immutable
 	}
 	return a
-}
-
-// contentType is explicit rather than mime.TypeByExtension because the
-// latter consults the host's mime database, which varies between systems
-// (e.g. .js as application/javascript vs text/javascript).
-func contentType(name string) string {
-	switch path.Ext(name) {
-	case ".html":
-		return "text/html; charset=utf-8"
-	case ".js":
-		return "text/javascript; charset=utf-8"
-	case ".css":
-		return "text/css; charset=utf-8"
-	case ".png":
-		return "image/png"
-	default:
-		// LICENSE, NOTICE and *.LICENSE.txt.
-		return "text/plain; charset=utf-8"
-	}
-}
-
-func etagOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
 func mustRead(name string) []byte {
