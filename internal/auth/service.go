@@ -40,7 +40,14 @@ type Service struct {
 	// dummyHash keeps a login for an unknown account as slow as one for a
 	// known account, so timing does not reveal which accounts exist.
 	dummyHash string
+	verified  *verifiedTokens
 }
+
+// tokenLeeway is the clock skew allowed on a token's expiry.
+const tokenLeeway = 5 * time.Second
+
+// maxVerifiedTokens bounds the verified-token cache: at most a few MB.
+const maxVerifiedTokens = 10000
 
 // dummyHash11 is a bcrypt hash (cost 11) of a password nobody uses,
 // precomputed so that starting a service costs no hashing.
@@ -81,7 +88,7 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	return &Service{pool: pool, cfg: cfg, dummyHash: dummy}, nil
+	return &Service{pool: pool, cfg: cfg, dummyHash: dummy, verified: newVerifiedTokens(maxVerifiedTokens)}, nil
 }
 
 // ---- Tokens.
@@ -124,19 +131,15 @@ func (s *Service) accessToken(p Principal) (string, error) {
 // HS256 with our key, our issuer and audience, and an unexpired token pass;
 // a client's token stops working as soon as the client is revoked.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
-	var c claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return s.cfg.Secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithIssuer(issuer), jwt.WithAudience(audience),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.cfg.Now), jwt.WithLeeway(5*time.Second))
-	if err != nil {
-		return Principal{}, ErrUnauthenticated
+	now := s.cfg.Now()
+	p, ok := s.verified.get(token, now)
+	if !ok {
+		var err error
+		if p, err = s.verify(token); err != nil {
+			return Principal{}, err
+		}
+		s.verified.put(token, p, now)
 	}
-	id, err := strconv.ParseInt(c.Subject, 10, 64)
-	if err != nil || !c.Role.Valid() {
-		return Principal{}, ErrUnauthenticated
-	}
-	p := Principal{UserID: id, Role: c.Role, ClientID: c.ClientID, Expires: c.ExpiresAt.Time}
 	if p.ClientID != "" {
 		var active bool
 		err := s.pool.QueryRow(ctx, `SELECT revoked_at IS NULL FROM api_clients WHERE client_id = $1`, p.ClientID).Scan(&active)
@@ -145,6 +148,23 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		}
 	}
 	return p, nil
+}
+
+// verify checks a token's signature and claims.
+func (s *Service) verify(token string) (Principal, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return s.cfg.Secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(issuer), jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.cfg.Now), jwt.WithLeeway(tokenLeeway))
+	if err != nil {
+		return Principal{}, ErrUnauthenticated
+	}
+	id, err := strconv.ParseInt(c.Subject, 10, 64)
+	if err != nil || !c.Role.Valid() {
+		return Principal{}, ErrUnauthenticated
+	}
+	return Principal{UserID: id, Role: c.Role, ClientID: c.ClientID, Expires: c.ExpiresAt.Time}, nil
 }
 
 func (s *Service) issue(ctx context.Context, q pgx.Tx, p Principal, family string) (Token, error) {
