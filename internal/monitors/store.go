@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -182,40 +183,56 @@ func (s *Store) Delete(ctx context.Context, owner, id int64) error {
 }
 
 // RecordResult stores a check result and the monitor's new state in tx, so
-// the caller can complete the job that produced it in the same transaction.
+// the caller can complete the job that produced it in the same transaction,
+// and announces the result to the monitor's owner (NOTIFY, sent at commit).
+// It is one statement, one round trip: a worker runs it for every check.
+// A monitor deleted meanwhile is ErrMonitorGone.
 func (s *Store) RecordResult(ctx context.Context, tx pgx.Tx, r Result) (int64, error) {
 	// Whoever the caller, the text must fit a NOTIFY payload and be valid UTF-8.
 	r.Error = capText(r.Error)
-	var id int64
-	err := tx.QueryRow(ctx, `
-		INSERT INTO check_results (monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error)
-		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), NULLIF($8, ''))
-		RETURNING id`,
-		r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS, r.StatusCode, r.OK, r.ErrorKind, r.Error).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("record result of monitor %d: %w", r.MonitorID, err)
-	}
 	state := StateDown
 	if r.OK {
 		state = StateUp
 	}
-	// A late result must not overwrite a newer one's state.
-	if _, err := tx.Exec(ctx, `
-		UPDATE monitors SET state = $2, last_checked_at = $3
-		WHERE id = $1 AND (last_checked_at IS NULL OR last_checked_at <= $3)`,
-		r.MonitorID, state, r.CheckedAt); err != nil {
-		return 0, fmt.Errorf("update state of monitor %d: %w", r.MonitorID, err)
-	}
-	r.ID = id
-	ev := Event{Type: EventCheckResult, MonitorID: r.MonitorID, Result: &r}
-	if err := tx.QueryRow(ctx, `SELECT owner_id, state FROM monitors WHERE id = $1`, r.MonitorID).Scan(&ev.OwnerID, &ev.State); err != nil {
-		return 0, fmt.Errorf("read state of monitor %d: %w", r.MonitorID, err)
-	}
-	if err := notify(ctx, tx, ev); err != nil {
+	// The event is built around the result as Go encodes it; SQL adds the id.
+	result, err := json.Marshal(r)
+	if err != nil {
 		return 0, err
+	}
+	var id int64
+	err = tx.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO check_results (monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error)
+			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), NULLIF($8, ''))
+			RETURNING id
+		), upd AS (
+			-- A late result must not overwrite a newer one's state.
+			UPDATE monitors SET state = $9, last_checked_at = $3
+			WHERE id = $1 AND (last_checked_at IS NULL OR last_checked_at <= $3)
+			RETURNING state
+		), cur AS (
+			SELECT m.owner_id, coalesce(upd.state, m.state) AS state
+			FROM monitors m LEFT JOIN upd ON true
+			WHERE m.id = $1
+		)
+		SELECT ins.id, CASE WHEN cur.owner_id IS NOT NULL THEN
+			pg_notify($10, jsonb_build_object('type', $11::text, 'owner_id', cur.owner_id, 'monitor_id', $1::bigint,
+				'state', cur.state, 'result', $12::jsonb || jsonb_build_object('id', ins.id))::text) END
+		FROM ins, cur`,
+		r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS, r.StatusCode, r.OK, r.ErrorKind, r.Error, state,
+		EventsChannel, EventCheckResult, result).Scan(&id, nil)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
+		return 0, fmt.Errorf("record result of monitor %d: %w", r.MonitorID, ErrMonitorGone)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("record result of monitor %d: %w", r.MonitorID, err)
 	}
 	return id, nil
 }
+
+// ErrMonitorGone means the monitor was deleted while its check ran.
+var ErrMonitorGone = errors.New("monitor deleted")
 
 // EventsChannel is the PostgreSQL NOTIFY channel carrying Events. NOTIFY is
 // sent at commit, so a listener never hears of a change that rolled back,
@@ -234,20 +251,6 @@ type Event struct {
 	MonitorID int64   `json:"monitor_id"`
 	State     State   `json:"state,omitempty"`
 	Result    *Result `json:"result,omitempty"`
-}
-
-func notify(ctx context.Context, tx pgx.Tx, ev Event) error {
-	if ev.OwnerID == nil {
-		return nil // nobody may see it
-	}
-	payload, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, EventsChannel, string(payload)); err != nil {
-		return fmt.Errorf("notify %s: %w", ev.Type, err)
-	}
-	return nil
 }
 
 const resultColumns = `id, monitor_id, job_id, checked_at, duration_ms, status_code, ok,

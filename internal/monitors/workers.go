@@ -2,6 +2,7 @@ package monitors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -57,10 +58,16 @@ type CheckWorker struct {
 	Log     *slog.Logger // may be nil
 }
 
-// Timeout bounds a check job: the longest allowed check plus room to store it.
-func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration {
-	return MaxTimeout + 15*time.Second
-}
+// checkJobTimeout bounds a check job: the longest allowed check plus room to store it.
+const checkJobTimeout = MaxTimeout + 15*time.Second
+
+// LongestJobTimeout is the longest any job of this domain may run (River's
+// default, one minute, for those that set none). River must not take a job
+// running for less than this for a dead worker's (RescueStuckJobsAfter).
+const LongestJobTimeout = checkJobTimeout
+
+// Timeout implements river.Worker.
+func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return checkJobTimeout }
 
 // Work implements river.Worker.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
@@ -83,23 +90,26 @@ func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error
 	}
 	res.JobID = &job.ID
 
-	tx, err := w.Store.Pool().Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	if res.ID, err = w.Store.RecordResult(ctx, tx, res); err != nil {
-		return err
-	}
-	if err := river.RecordOutput(ctx, CheckOutput{ResultID: res.ID, OK: res.OK}); err != nil {
-		return err
-	}
 	// Completing the job in the same transaction as the result means a
 	// crash between the two can neither lose the result nor store it twice.
-	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("complete check job: %w", err)
+	// Round trips: BEGIN, the result (one statement), the completion, COMMIT.
+	err = pgx.BeginFunc(ctx, w.Store.Pool(), func(tx pgx.Tx) error {
+		var err error
+		if res.ID, err = w.Store.RecordResult(ctx, tx, res); err != nil {
+			return err
+		}
+		if err := river.RecordOutput(ctx, CheckOutput{ResultID: res.ID, OK: res.OK}); err != nil {
+			return err
+		}
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+			return fmt.Errorf("complete check job: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrMonitorGone) {
+		return river.JobCancel(err) // deleted while checked: a retry would fail the same way
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err != nil {
 		return err
 	}
 	w.Metrics.RecordCheck(ctx, m.Method, res)
@@ -210,14 +220,25 @@ type PruneWorker struct {
 	Log       *slog.Logger
 }
 
-// Timeout lets a large first prune run; it stops between batches anyway.
-func (w *PruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return 30 * time.Minute }
+// pruneBudget is how long one prune job deletes before it makes way for
+// other jobs; a larger backlog continues in a snoozed rerun. It stays under
+// the job's timeout, and so under the rescue delay derived from
+// LongestJobTimeout.
+const pruneBudget = 45 * time.Second
+
+// Timeout implements river.Worker.
+func (w *PruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return time.Minute }
 
 // Work implements river.Worker.
 func (w *PruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
-	n, err := w.Store.PruneResults(ctx, w.Store.now().Add(-w.Retention), 5000)
+	budget, cancel := context.WithTimeout(ctx, pruneBudget)
+	defer cancel()
+	n, err := w.Store.PruneResults(budget, w.Store.now().Add(-w.Retention), 5000)
 	if n > 0 {
 		w.Log.InfoContext(ctx, "pruned check results", "count", n, "retention", w.Retention.String())
+	}
+	if err != nil && budget.Err() != nil && ctx.Err() == nil {
+		return river.JobSnooze(time.Second) // more to delete: continue soon
 	}
 	return err
 }

@@ -176,6 +176,28 @@ func TestCheckWorker(t *testing.T) {
 		require.Zero(t, tg.hits.Load())
 	})
 
+	// Deleted while its check runs: the result has nowhere to go, and a
+	// retry would fail the same way, so the job is cancelled at once.
+	t.Run("DeletedWhileChecking", func(t *testing.T) {
+		t.Parallel()
+		deleted := make(chan error, 1)
+		var id atomic.Int64
+		tg := newTarget(t, func(w http.ResponseWriter, _ *http.Request) {
+			deleted <- b.store.Delete(ctx, b.owner, id.Load())
+			w.WriteHeader(http.StatusOK)
+		})
+		m := monitorOf(t, tg.URL+"/health", true)
+		id.Store(m.ID)
+		ins, err := client.Insert(ctx, monitors.CheckArgs{MonitorID: m.ID, Manual: true}, nil)
+		require.NoError(t, err)
+
+		job := waitFinalized(t, client, ins.Job.ID)
+		require.NoError(t, <-deleted)
+		require.Equal(t, rivertype.JobStateCancelled, job.State)
+		require.Equal(t, 1, job.Attempt, "not retried")
+		require.Zero(t, resultsOfJob(t, job.ID))
+	})
+
 	t.Run("DisabledScheduled", func(t *testing.T) {
 		t.Parallel()
 		tg := newTarget(t, statusHandler(http.StatusOK))
