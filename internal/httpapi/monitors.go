@@ -208,7 +208,7 @@ func runCheck(d Deps) func(context.Context, *struct {
 		if in.Wait <= 0 {
 			return out, nil
 		}
-		job, err := jobs.Wait(ctx, d.Jobs, id, time.Duration(min(in.Wait, maxWait))*time.Second)
+		job, err := d.Waiter.Wait(ctx, id, time.Duration(min(in.Wait, maxWait))*time.Second)
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
@@ -30,6 +31,8 @@ type Deps struct {
 	Version  string
 	Monitors *monitors.Service
 	Jobs     *river.Client[pgx.Tx]
+	// Waiter wakes run-check requests when their job ends; nil: they poll.
+	Waiter *jobs.Waiter
 	// Ready reports whether the process can serve: database reachable and
 	// schema current (the /readyz probe).
 	Ready func(context.Context) error
@@ -57,6 +60,9 @@ const OpenAPIPath = "/openapi"
 // NewServer returns the API's handler and its huma API (for the OpenAPI
 // document and tests).
 func NewServer(d Deps) (http.Handler, huma.API) {
+	if d.Waiter == nil && d.Jobs != nil {
+		d.Waiter = jobs.NewWaiter(d.Jobs, nil, d.Log)
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}

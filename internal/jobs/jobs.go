@@ -28,6 +28,13 @@ type Options struct {
 	// RescueAfter is how long a job may stay running before River assumes
 	// its worker died and makes it available again.
 	RescueAfter time.Duration
+	// FetchCooldown is the least time between two fetches of a queue, and
+	// between two insert notifications of a queue from this client: an
+	// insert inside that window is found by the next poll, not at once.
+	FetchCooldown time.Duration
+	// FetchPollInterval bounds the wait for a job whose insert sent no
+	// notification (River's default: 1 s).
+	FetchPollInterval time.Duration
 	// ID names the client in River's tables (leader election); default: River's.
 	ID string
 	// Plugins are River middleware and hooks, such as Middleware's telemetry.
@@ -40,6 +47,8 @@ func NewClient(pool *pgxpool.Pool, o Options) (*river.Client[pgx.Tx], error) {
 		Workers:              o.Workers,
 		Logger:               o.Logger,
 		RescueStuckJobsAfter: o.RescueAfter,
+		FetchCooldown:        o.FetchCooldown,
+		FetchPollInterval:    o.FetchPollInterval,
 		ID:                   o.ID,
 		Plugins:              o.Plugins,
 	}
@@ -91,23 +100,7 @@ func Finalized(s rivertype.JobState) bool {
 
 // Wait polls a job until it is finalized or maxWait has passed, and returns
 // its last row. Polling (backing off to 200 ms) works whichever process
-// works the job.
+// works the job; a serving process uses a running Waiter instead.
 func Wait(ctx context.Context, client *river.Client[pgx.Tx], id int64, maxWait time.Duration) (*rivertype.JobRow, error) {
-	deadline := time.NewTimer(maxWait)
-	defer deadline.Stop()
-	delay := 10 * time.Millisecond
-	for {
-		job, err := Get(ctx, client, id)
-		if err != nil || Finalized(job.State) {
-			return job, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-deadline.C:
-			return job, nil
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 200*time.Millisecond)
-	}
+	return NewWaiter(client, nil, nil).Wait(ctx, id, maxWait)
 }

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,4 +143,88 @@ func TestWaitAndGet(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	require.False(t, jobs.Finalized(row.State))
 	require.True(t, jobs.Finalized(rivertype.JobStateCompleted))
+}
+
+type doneArgs struct{}
+
+func (doneArgs) Kind() string { return "done" }
+
+type doneWorker struct {
+	river.WorkerDefaults[doneArgs]
+}
+
+func (doneWorker) Work(context.Context, *river.Job[doneArgs]) error { return nil }
+
+// A job inserted with Awaited metadata announces its end on DoneChannel,
+// whoever completes it; other jobs stay silent. The first notification must
+// be the awaited job's, although the plain job finished first.
+func TestAwaitedJobsAnnounceTheirEnd(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "LISTEN "+jobs.DoneChannel)
+	require.NoError(t, err)
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, doneWorker{})
+	client, err := jobs.NewClient(pool, jobs.Options{Workers: workers, Work: true,
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	defer func() { _ = jobs.Stop(context.WithoutCancel(ctx), client, time.Second) }()
+
+	plain, err := client.Insert(ctx, doneArgs{}, nil)
+	require.NoError(t, err)
+	row, err := jobs.Wait(ctx, client, plain.Job.ID, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, row.State)
+
+	awaited, err := client.Insert(ctx, doneArgs{}, &river.InsertOpts{Metadata: jobs.Awaited})
+	require.NoError(t, err)
+	n, err := conn.Conn().WaitForNotification(ctx)
+	require.NoError(t, err)
+	require.Equal(t, strconv.FormatInt(awaited.Job.ID, 10), n.Payload)
+}
+
+// A running Waiter returns the finished job's row; one whose job does not
+// end in time returns its latest row.
+func TestWaiter(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, doneWorker{})
+	block := &blockWorker{started: make(chan struct{}, 1), release: make(chan struct{})}
+	river.AddWorker(workers, block)
+	client, err := jobs.NewClient(pool, jobs.Options{Workers: workers, Work: true,
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}}})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	defer func() {
+		close(block.release)
+		_ = jobs.Stop(context.WithoutCancel(ctx), client, time.Second)
+	}()
+
+	w := jobs.NewWaiter(client, pool, nil)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	defer func() { stop(); require.NoError(t, <-done) }()
+
+	res, err := client.Insert(ctx, doneArgs{}, &river.InsertOpts{Metadata: jobs.Awaited})
+	require.NoError(t, err)
+	row, err := w.Wait(ctx, res.Job.ID, 30*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateCompleted, row.State)
+
+	blocked, err := client.Insert(ctx, blockArgs{}, &river.InsertOpts{Metadata: jobs.Awaited})
+	require.NoError(t, err)
+	row, err = w.Wait(ctx, blocked.Job.ID, 200*time.Millisecond)
+	require.NoError(t, err)
+	require.False(t, jobs.Finalized(row.State), "still %s", row.State)
 }

@@ -37,7 +37,7 @@ func (s *Service) RunCheck(ctx context.Context, owner, id int64) (int64, error) 
 	// The caller may wait for this check: its trace continues the request's.
 	args := CheckArgs{MonitorID: id, Manual: true}
 	opts := args.InsertOpts()
-	opts.Metadata = jobs.ContinueTrace
+	opts.Metadata = jobs.Awaited
 	res, err := s.Jobs.InsertTx(ctx, tx, args, &opts)
 	if err != nil {
 		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
