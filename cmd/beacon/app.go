@@ -44,12 +44,20 @@ func (k roleKind) works() bool    { return k == roleAll || k == roleWorker }
 // app is a long-lived role wired up: what serve runs, and what the tests
 // drive with in-memory telemetry.
 type app struct {
-	kind     roleKind
-	cfg      config.Config
-	log      *slog.Logger
+	kind roleKind
+	cfg  config.Config
+	log  *slog.Logger
+	// pool serves the API (BEACON_DB_MAX_CONNS), or is the worker role's
+	// only pool; workPool is the workers' own (BEACON_DB_WORKER_MAX_CONNS),
+	// so a backlog never starves requests of connections.
 	pool     *pgxpool.Pool
+	workPool *pgxpool.Pool // nil unless the role works; pool for `worker`
 	probe    *database.Probe
-	client   *river.Client[pgx.Tx]
+	// worker works jobs (nil for `api`); jobs is the insert-only client the
+	// API uses, on the API's pool (nil unless the role serves).
+	worker   *river.Client[pgx.Tx]
+	jobs     *river.Client[pgx.Tx]
+	waiter   *jobs.Waiter // nil unless the role serves the API
 	auth     *auth.Service
 	store    *monitors.Store
 	riverUI  *riverui.Handler // nil unless the role serves the API
@@ -57,6 +65,9 @@ type app struct {
 	api      http.Handler     // nil unless the role serves the API
 	ops      http.Handler
 	draining atomic.Bool
+	// bootstrapped: the first admin exists. Readiness waits for it, so that
+	// nobody signs in (and fails) before there is an account.
+	bootstrapped atomic.Bool
 	// gauges read the database at each collection: unregistered before the
 	// pool closes, or the final flush would fail on a closed pool.
 	gauges []metric.Registration
@@ -67,17 +78,49 @@ type app struct {
 // close releases what it opened.
 func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetry.Telemetry) (a *app, err error) {
 	a = &app{kind: kind, cfg: cfg, log: tel.Logger}
-	a.pool, err = database.Open(ctx, cfg.DatabaseURL, database.Traced(tel.TracerProvider, tel.MeterProvider))
+	rescueAfter := cfg.JobRescueAfter
+	if rescueAfter == 0 {
+		rescueAfter = monitors.LongestJobTimeout + 15*time.Second
+	} else if rescueAfter <= monitors.LongestJobTimeout {
+		return nil, fmt.Errorf("config: BEACON_JOB_RESCUE_AFTER: %s must exceed the longest job timeout (%s), or running jobs would be run twice",
+			rescueAfter, monitors.LongestJobTimeout)
+	}
+	openPool := func(name string, maxConns int) (*pgxpool.Pool, error) {
+		traced := database.Traced(tel.TracerProvider, tel.MeterProvider)
+		pool, err := database.Open(ctx, cfg.DatabaseURL, func(c *pgxpool.Config) {
+			traced(c)
+			c.MaxConns = int32(maxConns)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := database.RecordPoolStats(pool, name, tel.MeterProvider); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return pool, nil
+	}
+	if kind.serves() {
+		a.pool, err = openPool("api", cfg.DBMaxConns)
+	} else {
+		a.pool, err = openPool("worker", cfg.DBWorkerMaxConns)
+	}
 	if err != nil {
 		return nil, err
 	}
+	built := a // a is nil once an error is returned
 	defer func() {
 		if err != nil {
-			a.pool.Close()
+			built.close()
 		}
 	}()
-	if err := database.RecordPoolStats(a.pool, tel.MeterProvider); err != nil {
-		return nil, err
+	switch kind {
+	case roleAll:
+		if a.workPool, err = openPool("worker", cfg.DBWorkerMaxConns); err != nil {
+			return nil, err
+		}
+	case roleWorker:
+		a.workPool = a.pool
 	}
 	if kind == roleAll && cfg.MigrateOnStart {
 		if err := database.Migrate(ctx, a.pool, a.log); err != nil {
@@ -89,6 +132,10 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 	// ---- Domain and jobs.
 	store := monitors.NewStore(a.pool, nil)
 	a.store = store
+	workStore := store // the workers' queries use the workers' pool
+	if a.workPool != nil {
+		workStore = monitors.NewStore(a.workPool, nil)
+	}
 	metrics, err := monitors.NewMetrics(tel.MeterProvider)
 	if err != nil {
 		return nil, err
@@ -104,7 +151,7 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 		},
 	})
 	domain := monitors.Deps{
-		Store:             store,
+		Store:             workStore,
 		Checker:           &monitors.Checker{Client: checkClient},
 		Metrics:           metrics,
 		Log:               a.log,
@@ -118,31 +165,38 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 		river.QueueDefault:   {MaxWorkers: 5},
 		monitors.QueueChecks: {MaxWorkers: cfg.WorkerConcurrency},
 	}
-	a.client, err = jobs.NewClient(a.pool, jobs.Options{
-		Workers:      workers,
-		Work:         kind.works(),
-		Queues:       queues,
-		PeriodicJobs: monitors.PeriodicJobs(domain),
-		Plugins:      jobs.Middleware(tel.TracerProvider, tel.MeterProvider),
-		Logger:       telemetry.Quieter(a.log.With("component", "river"), slog.LevelWarn),
-		// Longer than any job's timeout, so only a dead worker's jobs are rescued.
-		RescueAfter: 5 * time.Minute,
-	})
-	if err != nil {
-		return nil, err
+	jobOpts := jobs.Options{
+		Workers:           workers,
+		Queues:            queues,
+		PeriodicJobs:      monitors.PeriodicJobs(domain),
+		Plugins:           jobs.Middleware(tel.TracerProvider, tel.MeterProvider),
+		Logger:            telemetry.Quieter(a.log.With("component", "river"), slog.LevelWarn),
+		RescueAfter:       rescueAfter,
+		FetchCooldown:     cfg.JobFetchCooldown,
+		FetchPollInterval: cfg.JobFetchPollInterval,
+	}
+	if kind.serves() {
+		if a.jobs, err = jobs.NewClient(a.pool, jobOpts); err != nil {
+			return nil, err
+		}
+		a.waiter = jobs.NewWaiter(a.jobs, a.pool, a.log.With("component", "jobs"))
 	}
 	if kind.works() {
+		jobOpts.Work = true
+		if a.worker, err = jobs.NewClient(a.workPool, jobOpts); err != nil {
+			return nil, err
+		}
 		// Database-wide gauges: reported by the processes that work jobs.
 		names := make([]string, 0, len(queues))
 		for q := range queues {
 			names = append(names, q)
 		}
-		backlog, err := jobs.ObserveBacklog(tel.MeterProvider, a.pool, names)
+		backlog, err := jobs.ObserveBacklog(tel.MeterProvider, a.workPool, names)
 		if err != nil {
 			return nil, err
 		}
 		a.gauges = append(a.gauges, backlog)
-		states, err := monitors.ObserveStates(tel.MeterProvider, store)
+		states, err := monitors.ObserveStates(tel.MeterProvider, workStore)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +212,7 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 	// ---- Handlers.
 	if kind.serves() {
 		a.riverUI, err = riverui.NewHandler(&riverui.HandlerOpts{
-			Endpoints: riverui.NewEndpoints(a.client, nil),
+			Endpoints: riverui.NewEndpoints(a.jobs, nil),
 			Logger:    telemetry.Quieter(a.log.With("component", "riverui"), slog.LevelWarn),
 			Prefix:    "/riverui",
 		})
@@ -168,8 +222,8 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 		a.hub = realtime.NewHub(a.pool, a.log.With("component", "realtime"), realtime.Options{})
 		a.api, _ = httpapi.NewServer(httpapi.Deps{
 			Log: a.log, Version: buildVersion(), Telemetry: tel,
-			Monitors: &monitors.Service{Store: store, Jobs: a.client},
-			Jobs:     a.client, Ready: a.ready, Gate: a.probe.SchemaError,
+			Monitors: &monitors.Service{Store: store, Jobs: a.jobs},
+			Jobs:     a.jobs, Waiter: a.waiter, Ready: a.ready, Gate: a.probe.SchemaError,
 			Auth: a.auth, RiverUI: a.riverUI, TrustedProxies: cfg.TrustedProxies,
 			Events: realtime.Handler(a.hub, func(r *http.Request) (auth.Principal, error) {
 				return httpapi.AuthenticateRequest(a.auth, r)
@@ -184,6 +238,9 @@ func (a *app) close() {
 	for _, g := range a.gauges {
 		_ = g.Unregister()
 	}
+	if a.workPool != nil && a.workPool != a.pool {
+		a.workPool.Close()
+	}
 	a.pool.Close()
 }
 
@@ -193,7 +250,13 @@ func (a *app) ready(ctx context.Context) error {
 	if a.draining.Load() {
 		return errors.New("shutting down")
 	}
-	return a.probe.Ready(ctx)
+	if err := a.probe.Ready(ctx); err != nil {
+		return err
+	}
+	if !a.bootstrapped.Load() {
+		return errors.New("starting: first admin not created yet")
+	}
+	return nil
 }
 
 // newAuth builds the identity service. Without BEACON_JWT_SECRET (allowed
@@ -238,6 +301,7 @@ func (a *app) startWorkers(ctx, runCtx context.Context) (bool, error) {
 	if err := bootstrap(ctx, a.auth, a.store, a.cfg, a.log); err != nil {
 		return false, fmt.Errorf("bootstrap: %w", err)
 	}
+	a.bootstrapped.Store(true)
 	if a.riverUI != nil {
 		if err := a.riverUI.Start(runCtx); err != nil {
 			return false, fmt.Errorf("start river ui: %w", err)
@@ -246,7 +310,7 @@ func (a *app) startWorkers(ctx, runCtx context.Context) (bool, error) {
 	if !a.kind.works() {
 		return false, nil
 	}
-	if err := a.client.Start(runCtx); err != nil {
+	if err := a.worker.Start(runCtx); err != nil {
 		return false, fmt.Errorf("start workers: %w", err)
 	}
 	return true, nil

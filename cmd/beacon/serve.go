@@ -77,6 +77,17 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 		hubDone <- nil
 	}
 
+	// ---- Job waiter: one LISTEN connection wakes requests waiting on a job.
+	// It stops after the API has drained: those requests need it to the end.
+	waiterCtx, stopWaiter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWaiter()
+	waiterDone := make(chan error, 1)
+	if a.waiter != nil {
+		go func() { waiterDone <- a.waiter.Run(waiterCtx) }()
+	} else {
+		waiterDone <- nil
+	}
+
 	// ---- Ops server: probes, metrics and pprof, never public.
 	opsSrv := &http.Server{Handler: a.ops, ReadHeaderTimeout: 5 * time.Second}
 	go func() { errc <- serveHTTP(opsSrv, opsLn, "ops") }()
@@ -158,11 +169,13 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 			log.Warn("api did not drain in time", "error", err)
 		}
 	}
+	stopWaiter()
+	<-waiterDone
 	cancelStart()
 	if started := <-starter; started {
 		// Keep a fifth of the budget for the hard stop.
 		softCtx, cancelSoft := context.WithTimeout(shutdownCtx, cfg.ShutdownTimeout*4/5)
-		if err := jobs.Stop(softCtx, a.client, cfg.ShutdownTimeout/5); err != nil {
+		if err := jobs.Stop(softCtx, a.worker, cfg.ShutdownTimeout/5); err != nil {
 			log.Warn("workers stopped with error", "error", err)
 		}
 		cancelSoft()

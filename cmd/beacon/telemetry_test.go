@@ -100,7 +100,7 @@ func setupTelemetry(t *testing.T) *telemetryBundle {
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = jobs.Stop(stopCtx, b.app.client, time.Second)
+		_ = jobs.Stop(stopCtx, b.app.worker, time.Second)
 	})
 	b.api = httptest.NewServer(b.app.api)
 	t.Cleanup(b.api.Close)

@@ -43,10 +43,16 @@ type Config struct {
 	SchedulerInterval time.Duration // BEACON_SCHEDULER_INTERVAL: how often due checks are enqueued
 	SchedulerBatch    int           // BEACON_SCHEDULER_BATCH: monitors enqueued per transaction
 	ResultRetention   time.Duration // BEACON_RESULT_RETENTION: check results older than this are pruned
-	CheckAllow        []netip.Prefix
-	CheckAllowRaw     string         // BEACON_CHECK_ALLOW_CIDRS: private ranges checks may reach (empty: none)
-	TrustedProxies    []netip.Prefix // BEACON_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
-	MigrateOnStart    bool           // BEACON_MIGRATE_ON_START: `beacon all` applies migrations before serving
+
+	JobFetchCooldown     time.Duration // BEACON_JOB_FETCH_COOLDOWN: least time between two fetches of a queue
+	JobFetchPollInterval time.Duration // BEACON_JOB_FETCH_POLL_INTERVAL: fetch at least this often without a notification
+	JobRescueAfter       time.Duration // BEACON_JOB_RESCUE_AFTER: 0 means derived from the longest job timeout
+	DBMaxConns           int           // BEACON_DB_MAX_CONNS: the API's pool (and the only pool of `migrate`)
+	DBWorkerMaxConns     int           // BEACON_DB_WORKER_MAX_CONNS: the workers' pool
+	CheckAllow           []netip.Prefix
+	CheckAllowRaw        string         // BEACON_CHECK_ALLOW_CIDRS: private ranges checks may reach (empty: none)
+	TrustedProxies       []netip.Prefix // BEACON_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed
+	MigrateOnStart       bool           // BEACON_MIGRATE_ON_START: `beacon all` applies migrations before serving
 
 	JWTSecret     string        // BEACON_JWT_SECRET (a secret)
 	AdminEmail    string        // BEACON_ADMIN_EMAIL
@@ -82,6 +88,11 @@ var Vars = []Var{
 	{"BEACON_SCHEDULER_INTERVAL", "5s", "how often the leader enqueues due checks (1s-1m)"},
 	{"BEACON_SCHEDULER_BATCH", "500", "monitors enqueued per scheduler transaction (1-10000)"},
 	{"BEACON_RESULT_RETENTION", "720h", "check results older than this are pruned hourly (>= 1h)"},
+	{"BEACON_JOB_FETCH_COOLDOWN", "5ms", "least time between two job fetches of a queue, and between two insert notifications (1ms-1s; see docs/performance.md)"},
+	{"BEACON_JOB_FETCH_POLL_INTERVAL", "100ms", "a worker fetches at least this often when no notification came (>= the cooldown, <= 1m)"},
+	{"BEACON_JOB_RESCUE_AFTER", "", "a job running this long is taken for a dead worker's and retried (default: the longest job timeout + 15s, i.e. 90s)"},
+	{"BEACON_DB_MAX_CONNS", "10", "PostgreSQL connections of the API's pool (2-1000); `beacon all` adds the workers' pool"},
+	{"BEACON_DB_WORKER_MAX_CONNS", "10", "PostgreSQL connections of the workers' pool (2-1000)"},
 	{"BEACON_CHECK_ALLOW_CIDRS", "", "comma-separated private CIDRs checks may reach (default: none)"},
 	{"BEACON_TRUSTED_PROXIES", "127.0.0.0/8,::1/128", "CIDRs of proxies (the dashboard) whose X-Forwarded-For names the client, for sign-in rate limits"},
 	{"BEACON_MIGRATE_ON_START", "true", "`beacon all` migrates before serving (`api`/`worker` never do)"},
@@ -167,6 +178,25 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ResultRetention, err = duration(get("BEACON_RESULT_RETENTION"), time.Hour, 100*365*24*time.Hour); err != nil {
 		fail("BEACON_RESULT_RETENTION", "%v", err)
+	}
+	if c.JobFetchCooldown, err = duration(get("BEACON_JOB_FETCH_COOLDOWN"), time.Millisecond, time.Second); err != nil {
+		fail("BEACON_JOB_FETCH_COOLDOWN", "%v", err)
+	}
+	if c.JobFetchPollInterval, err = duration(get("BEACON_JOB_FETCH_POLL_INTERVAL"), time.Millisecond, time.Minute); err != nil {
+		fail("BEACON_JOB_FETCH_POLL_INTERVAL", "%v", err)
+	} else if c.JobFetchPollInterval < c.JobFetchCooldown {
+		fail("BEACON_JOB_FETCH_POLL_INTERVAL", "%s is shorter than BEACON_JOB_FETCH_COOLDOWN (%s)", c.JobFetchPollInterval, c.JobFetchCooldown)
+	}
+	if v := get("BEACON_JOB_RESCUE_AFTER"); v != "" {
+		if c.JobRescueAfter, err = duration(v, 10*time.Second, 24*time.Hour); err != nil {
+			fail("BEACON_JOB_RESCUE_AFTER", "%v", err)
+		}
+	}
+	if c.DBMaxConns, err = integer(get("BEACON_DB_MAX_CONNS"), 2, 1000); err != nil {
+		fail("BEACON_DB_MAX_CONNS", "%v", err)
+	}
+	if c.DBWorkerMaxConns, err = integer(get("BEACON_DB_WORKER_MAX_CONNS"), 2, 1000); err != nil {
+		fail("BEACON_DB_WORKER_MAX_CONNS", "%v", err)
 	}
 	if c.WorkerConcurrency, err = integer(get("BEACON_WORKER_CONCURRENCY"), 1, 1000); err != nil {
 		fail("BEACON_WORKER_CONCURRENCY", "%v", err)

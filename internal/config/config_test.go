@@ -26,6 +26,11 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, "text", c.LogFormat, "development logs are text by default")
 	require.True(t, c.MigrateOnStart)
 	require.Empty(t, c.CheckAllow)
+	require.Equal(t, 5*time.Millisecond, c.JobFetchCooldown)
+	require.Equal(t, 100*time.Millisecond, c.JobFetchPollInterval)
+	require.Zero(t, c.JobRescueAfter, "derived from the longest job timeout")
+	require.Equal(t, 10, c.DBMaxConns)
+	require.Equal(t, 10, c.DBWorkerMaxConns)
 
 	require.Equal(t, DevAdminEmail, c.AdminEmail, "development has a default first admin")
 	require.Equal(t, DevAdminPassword, c.AdminPassword)
@@ -77,6 +82,9 @@ func TestLoadValues(t *testing.T) {
 		"BEACON_SHUTDOWN_TIMEOUT":   "3s",
 		"BEACON_CHECK_ALLOW_CIDRS":  "127.0.0.0/8, ::1",
 		"BEACON_MIGRATE_ON_START":   "false",
+		"BEACON_JOB_FETCH_COOLDOWN": "20ms",
+		"BEACON_JOB_RESCUE_AFTER":   "10m",
+		"BEACON_DB_MAX_CONNS":       "25",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:0", c.HTTPAddr)
@@ -84,6 +92,9 @@ func TestLoadValues(t *testing.T) {
 	require.Equal(t, 3*time.Second, c.ShutdownTimeout)
 	require.Len(t, c.CheckAllow, 2)
 	require.False(t, c.MigrateOnStart)
+	require.Equal(t, 20*time.Millisecond, c.JobFetchCooldown)
+	require.Equal(t, 10*time.Minute, c.JobRescueAfter)
+	require.Equal(t, 25, c.DBMaxConns)
 	require.NoError(t, c.RequireDatabase())
 }
 
@@ -103,6 +114,12 @@ func TestLoadErrorsNameTheVariableOnOneLine(t *testing.T) {
 		"BEACON_LOG_LEVEL":          "loud",
 		"BEACON_LOG_FORMAT":         "xml",
 		"BEACON_MIGRATE_ON_START":   "maybe",
+		"BEACON_JOB_FETCH_COOLDOWN": "0s",
+		// Polling more often than fetches may happen makes no sense.
+		"BEACON_JOB_FETCH_POLL_INTERVAL": "2ms",
+		"BEACON_JOB_RESCUE_AFTER":        "1s",
+		"BEACON_DB_MAX_CONNS":            "1",
+		"BEACON_DB_WORKER_MAX_CONNS":     "x",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -37,9 +37,12 @@ func Traced(tp trace.TracerProvider, mp metric.MeterProvider) func(*pgxpool.Conf
 	}
 }
 
-// RecordPoolStats reports the pool's connection statistics as metrics.
-func RecordPoolStats(pool *pgxpool.Pool, mp metric.MeterProvider) error {
-	if err := otelpgx.RecordStats(pool, otelpgx.WithStatsMeterProvider(mp)); err != nil {
+// RecordPoolStats reports the pool's connection statistics as metrics, with
+// db.client.connection.pool.name set to name ("api", "worker"): one process
+// may hold both pools, on the same server and database.
+func RecordPoolStats(pool *pgxpool.Pool, name string, mp metric.MeterProvider) error {
+	if err := otelpgx.RecordStats(pool, otelpgx.WithStatsMeterProvider(mp),
+		otelpgx.WithStatsAttributes(semconv.DBClientConnectionPoolName(name))); err != nil {
 		return fmt.Errorf("pool metrics: %w", err)
 	}
 	return nil
