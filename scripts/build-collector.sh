@@ -21,6 +21,16 @@ if [ -x "$binary" ] && [ "$binary" -nt "$manifest" ] && [ "${OTELCOL_REBUILD:-0}
   exit 0
 fi
 
+# A build is kept per manifest under a stable cache folder, so a fresh clone
+# (CI) copies it instead of spending minutes rebuilding the same binary.
+cache_dir=${BEACON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/beacon}/otelcol/$(sha256sum "$manifest" | cut -c1-16)
+if [ -x "$cache_dir/otelcol-beacon" ] && [ "${OTELCOL_REBUILD:-0}" != 1 ]; then
+  mkdir -p bin
+  cp "$cache_dir/otelcol-beacon" "$binary.tmp" && mv -f "$binary.tmp" "$binary"
+  echo "build-collector: $binary copied from $cache_dir (same manifest)"
+  exit 0
+fi
+
 gopath=$("$GO" env GOPATH)
 gobin=${gopath%%:*}/bin   # first GOPATH entry, where `go install` puts tools
 builder=$gobin/builder
@@ -39,4 +49,5 @@ start=$(date +%s)
 mv -f "$scratch/otelcol-beacon" "$binary.tmp"
 mv -f "$binary.tmp" "$binary"
 echo "build-collector: $binary built in $(( $(date +%s) - start ))s"
+mkdir -p "$cache_dir" && cp "$binary" "$cache_dir/otelcol-beacon.tmp" && mv -f "$cache_dir/otelcol-beacon.tmp" "$cache_dir/otelcol-beacon"
 "$binary" --version
