@@ -88,7 +88,7 @@ var Vars = []Var{
 	{"BEACON_SCHEDULER_INTERVAL", "5s", "how often the leader enqueues due checks (1s-1m)"},
 	{"BEACON_SCHEDULER_BATCH", "500", "monitors enqueued per scheduler transaction (1-10000)"},
 	{"BEACON_RESULT_RETENTION", "720h", "check results older than this are pruned hourly (>= 1h)"},
-	{"BEACON_JOB_FETCH_COOLDOWN", "5ms", "least time between two job fetches of a queue, and between two insert notifications (1ms-1s; see docs/performance.md)"},
+	{"BEACON_JOB_FETCH_COOLDOWN", "5ms", "least time between two job fetches of a queue by one worker process (1ms-1s; see docs/performance.md)"},
 	{"BEACON_JOB_FETCH_POLL_INTERVAL", "100ms", "a worker fetches at least this often when no notification came (>= the cooldown, <= 1m)"},
 	{"BEACON_JOB_RESCUE_AFTER", "", "a job running this long is taken for a dead worker's and retried (default: the longest job timeout + 15s, i.e. 90s)"},
 	{"BEACON_DB_MAX_CONNS", "10", "PostgreSQL connections of the API's pool (2-1000); `beacon all` adds the workers' pool"},

@@ -28,9 +28,8 @@ type Options struct {
 	// RescueAfter is how long a job may stay running before River assumes
 	// its worker died and makes it available again.
 	RescueAfter time.Duration
-	// FetchCooldown is the least time between two fetches of a queue, and
-	// between two insert notifications of a queue from this client: an
-	// insert inside that window is found by the next poll, not at once.
+	// FetchCooldown is the least time between two fetches of a queue by a
+	// working client (and between two of its insert notifications).
 	FetchCooldown time.Duration
 	// FetchPollInterval bounds the wait for a job whose insert sent no
 	// notification (River's default: 1 s).
@@ -55,6 +54,12 @@ func NewClient(pool *pgxpool.Pool, o Options) (*river.Client[pgx.Tx], error) {
 	if o.Work {
 		cfg.Queues = o.Queues
 		cfg.PeriodicJobs = o.PeriodicJobs
+	} else {
+		// An insert-only client fetches nothing: its cooldown only spaces
+		// the insert notifications that wake workers. A job inserted within
+		// it sends none and waits for a worker's poll, so keep it at River's
+		// least, where a caller waiting on its job is rarely left to the poll.
+		cfg.FetchCooldown = river.FetchCooldownMin
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
