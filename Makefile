@@ -5,10 +5,10 @@ STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: help run build check test e2e browser collector lint bench openapi tools docker clean
+.PHONY: help run build check test e2e browser collector lint bench loadtest loadtest-smoke openapi tools docker clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 run: ## run Beacon (API :8080, dashboard :8081, workers); starts a local PostgreSQL in .data/ when DATABASE_URL is unset
 	@scripts/run-local.sh
@@ -16,7 +16,7 @@ run: ## run Beacon (API :8080, dashboard :8081, workers); starts a local Postgre
 build: ## build bin/beacon (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/beacon ./cmd/beacon
 
-check: lint test e2e browser ## everything CI runs: lint, unit and integration tests, telemetry contract tests, browser tests
+check: lint test e2e browser loadtest-smoke ## everything CI runs: lint, unit and integration tests, telemetry contract tests, browser tests, load test smoke run
 
 test: ## run every test against a real PostgreSQL (a throwaway one when TEST_DATABASE_URL is unset)
 	@scripts/with-testdb.sh $(GO) test -race -count=1 -timeout 20m ./...
@@ -42,6 +42,12 @@ bench: ## benchmarks, 5 runs each, against a throwaway PostgreSQL; prints median
 			$(GO) test -run "^$$" -bench GetMonitor -benchmem -count 5 ./internal/httpapi/ && \
 			$(GO) test -run "^$$" -bench . -skip GetMonitor -benchmem -count 5 ./...' | tee "$$out" \
 		&& echo && $(GO) run ./scripts/benchratio < "$$out"
+
+loadtest: collector ## end-to-end load test (~5 min): job and request paths of real beacon processes on a throwaway PostgreSQL; one table with ratios
+	@GO=$(GO) $(GO) run ./scripts/loadtest
+
+loadtest-smoke: collector ## the load test shortened for CI (~1.5 min); fails if any request or check job failed
+	@GO=$(GO) $(GO) run ./scripts/loadtest -smoke
 
 openapi: ## print the OpenAPI document
 	@$(GO) run ./cmd/beacon openapi
