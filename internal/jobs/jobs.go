@@ -4,6 +4,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -108,4 +110,57 @@ func Finalized(s rivertype.JobState) bool {
 // works the job; a serving process uses a running Waiter instead.
 func Wait(ctx context.Context, client *river.Client[pgx.Tx], id int64, maxWait time.Duration) (*rivertype.JobRow, error) {
 	return NewWaiter(client, nil, nil).Wait(ctx, id, maxWait)
+}
+
+// Completion is a running job to mark completed, and the output it records
+// (as river.RecordOutput would; nil for none).
+type Completion struct {
+	ID     int64
+	Output any
+}
+
+// ErrNotRunning means a job to complete was no longer running (cancelled,
+// rescued or already completed); nothing was completed.
+var ErrNotRunning = errors.New("job is no longer running")
+
+// CompleteManyTx marks running jobs completed in tx, as river.JobCompleteTx
+// does for one job, in one statement: work that stores its effects and
+// completes its jobs in one transaction can do it for many jobs at once. If
+// any job is no longer running it returns ErrNotRunning, and the caller
+// should roll tx back.
+func CompleteManyTx(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, done []Completion) error {
+	now := time.Now().UTC()
+	p := &riverdriver.JobSetStateIfRunningManyParams{
+		ID:              make([]int64, len(done)),
+		Attempt:         make([]*int, len(done)),
+		ErrData:         make([][]byte, len(done)),
+		FinalizedAt:     make([]*time.Time, len(done)),
+		MetadataDoMerge: make([]bool, len(done)),
+		MetadataUpdates: make([][]byte, len(done)),
+		ScheduledAt:     make([]*time.Time, len(done)),
+		State:           make([]rivertype.JobState, len(done)),
+	}
+	for i, c := range done {
+		p.ID[i], p.FinalizedAt[i], p.State[i] = c.ID, &now, rivertype.JobStateCompleted
+		if c.Output != nil {
+			out, err := json.Marshal(map[string]any{rivertype.MetadataKeyOutput: c.Output})
+			if err != nil {
+				return fmt.Errorf("job %d output: %w", c.ID, err)
+			}
+			p.MetadataDoMerge[i], p.MetadataUpdates[i] = true, out
+		}
+	}
+	rows, err := client.Pilot().JobSetStateIfRunningMany(ctx, client.Driver().UnwrapExecutor(tx), p)
+	if err != nil {
+		return fmt.Errorf("complete %d jobs: %w", len(done), err)
+	}
+	if len(rows) != len(done) {
+		return ErrNotRunning
+	}
+	for _, r := range rows {
+		if r.State != rivertype.JobStateCompleted {
+			return ErrNotRunning
+		}
+	}
+	return nil
 }

@@ -95,16 +95,18 @@ func (s *Store) Get(ctx context.Context, owner, id int64) (Monitor, error) {
 	return m, nil
 }
 
-// lookup returns a monitor whoever owns it, for the workers.
-func (s *Store) lookup(ctx context.Context, id int64) (Monitor, error) {
-	m, err := scanMonitor(s.pool.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Monitor{}, notFound(id)
-	}
+// lookupMany returns the monitors among ids, whoever owns them, for the
+// workers; missing ones are left out.
+func (s *Store) lookupMany(ctx context.Context, ids []int64) ([]Monitor, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = ANY($1)`, ids)
 	if err != nil {
-		return Monitor{}, fmt.Errorf("get monitor %d: %w", id, err)
+		return nil, fmt.Errorf("get %d monitors: %w", len(ids), err)
 	}
-	return m, nil
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Monitor, error) { return scanMonitor(r) })
+	if err != nil {
+		return nil, fmt.Errorf("get %d monitors: %w", len(ids), err)
+	}
+	return ms, nil
 }
 
 // List returns up to limit monitors of owner with an id greater than after, by id.
@@ -185,50 +187,90 @@ func (s *Store) Delete(ctx context.Context, owner, id int64) error {
 // RecordResult stores a check result and the monitor's new state in tx, so
 // the caller can complete the job that produced it in the same transaction,
 // and announces the result to the monitor's owner (NOTIFY, sent at commit).
-// It is one statement, one round trip: a worker runs it for every check.
 // A monitor deleted meanwhile is ErrMonitorGone.
 func (s *Store) RecordResult(ctx context.Context, tx pgx.Tx, r Result) (int64, error) {
-	// Whoever the caller, the text must fit a NOTIFY payload and be valid UTF-8.
-	r.Error = capText(r.Error)
-	state := StateDown
-	if r.OK {
-		state = StateUp
-	}
-	// The event is built around the result as Go encodes it; SQL adds the id.
-	result, err := json.Marshal(r)
+	ids, err := s.RecordResults(ctx, tx, []Result{r})
 	if err != nil {
 		return 0, err
 	}
-	var id int64
-	err = tx.QueryRow(ctx, `
-		WITH ins AS (
-			INSERT INTO check_results (monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error)
-			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), NULLIF($8, ''))
-			RETURNING id
+	return ids[0], nil
+}
+
+// RecordResults is RecordResult for many results, in one statement (one
+// round trip, whatever their number); it returns their ids in order. Of
+// several results of one monitor, the latest sets its state. If any
+// result's monitor was deleted it fails with ErrMonitorGone and stores none.
+func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]int64, error) {
+	n := len(rs)
+	var (
+		monitorIDs = make([]int64, n)
+		jobIDs     = make([]*int64, n)
+		checkedAt  = make([]time.Time, n)
+		durations  = make([]float64, n)
+		codes      = make([]*int, n)
+		oks        = make([]bool, n)
+		kinds      = make([]string, n)
+		texts      = make([]string, n)
+		bodies     = make([]string, n)
+	)
+	for i, r := range rs {
+		// Whoever the caller, the text must fit a NOTIFY payload and be valid UTF-8.
+		r.Error = capText(r.Error)
+		// The event carries the result as Go encodes it; SQL adds the id.
+		body, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		monitorIDs[i], jobIDs[i], checkedAt[i], durations[i] = r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS
+		codes[i], oks[i], kinds[i], texts[i], bodies[i] = r.StatusCode, r.OK, r.ErrorKind, r.Error, string(body)
+	}
+	rows, err := tx.Query(ctx, `
+		WITH r AS (
+			SELECT nextval(pg_get_serial_sequence('check_results', 'id')) AS id, r.*
+			FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::float8[], $5::int[], $6::bool[], $7::text[], $8::text[], $9::jsonb[])
+				WITH ORDINALITY AS r(monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error, body, n)
+		), ins AS (
+			INSERT INTO check_results (id, monitor_id, job_id, checked_at, duration_ms, status_code, ok, error_kind, error)
+			OVERRIDING SYSTEM VALUE
+			SELECT id, monitor_id, job_id, checked_at, duration_ms, status_code, ok, NULLIF(error_kind, ''), NULLIF(error, '')
+			FROM r
+		), latest AS (
+			SELECT DISTINCT ON (monitor_id) monitor_id, checked_at, ok FROM r ORDER BY monitor_id, checked_at DESC
 		), upd AS (
 			-- A late result must not overwrite a newer one's state.
-			UPDATE monitors SET state = $9, last_checked_at = $3
-			WHERE id = $1 AND (last_checked_at IS NULL OR last_checked_at <= $3)
-			RETURNING state
+			UPDATE monitors m SET state = CASE WHEN l.ok THEN 'up' ELSE 'down' END, last_checked_at = l.checked_at
+			FROM latest l
+			WHERE m.id = l.monitor_id AND (m.last_checked_at IS NULL OR m.last_checked_at <= l.checked_at)
+			RETURNING m.id, m.state
 		), cur AS (
-			SELECT m.owner_id, coalesce(upd.state, m.state) AS state
-			FROM monitors m LEFT JOIN upd ON true
-			WHERE m.id = $1
+			SELECT m.id, m.owner_id, coalesce(upd.state, m.state) AS state
+			FROM monitors m LEFT JOIN upd ON upd.id = m.id
+			WHERE m.id IN (SELECT monitor_id FROM latest)
 		)
-		SELECT ins.id, CASE WHEN cur.owner_id IS NOT NULL THEN
-			pg_notify($10, jsonb_build_object('type', $11::text, 'owner_id', cur.owner_id, 'monitor_id', $1::bigint,
-				'state', cur.state, 'result', $12::jsonb || jsonb_build_object('id', ins.id))::text) END
-		FROM ins, cur`,
-		r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS, r.StatusCode, r.OK, r.ErrorKind, r.Error, state,
-		EventsChannel, EventCheckResult, result).Scan(&id, nil)
+		SELECT r.id, CASE WHEN cur.owner_id IS NOT NULL THEN
+			pg_notify($10, jsonb_build_object('type', $11::text, 'owner_id', cur.owner_id, 'monitor_id', r.monitor_id,
+				'state', cur.state, 'result', r.body || jsonb_build_object('id', r.id))::text) END
+		FROM r JOIN cur ON cur.id = r.monitor_id
+		ORDER BY r.n`,
+		monitorIDs, jobIDs, checkedAt, durations, codes, oks, kinds, texts, bodies, EventsChannel, EventCheckResult)
+	if err != nil {
+		return nil, fmt.Errorf("record %d results: %w", n, err)
+	}
+	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (int64, error) {
+		var id int64
+		return id, row.Scan(&id, nil)
+	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
-		return 0, fmt.Errorf("record result of monitor %d: %w", r.MonitorID, ErrMonitorGone)
+		return nil, fmt.Errorf("record %d results: %w", n, ErrMonitorGone)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("record result of monitor %d: %w", r.MonitorID, err)
+		return nil, fmt.Errorf("record %d results: %w", n, err)
 	}
-	return id, nil
+	if len(ids) != n {
+		return nil, fmt.Errorf("record %d results: %d stored", n, len(ids))
+	}
+	return ids, nil
 }
 
 // ErrMonitorGone means the monitor was deleted while its check ran.

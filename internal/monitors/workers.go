@@ -9,10 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/database"
 )
 
 // Queues used by this domain. Checks get their own queue so a slow target
@@ -56,6 +55,8 @@ type CheckWorker struct {
 	Checker *Checker
 	Metrics *Metrics     // may be nil
 	Log     *slog.Logger // may be nil
+	lookups *database.Group[int64, found]
+	results *database.Group[finished, int64]
 }
 
 // checkJobTimeout bounds a check job: the longest allowed check plus room to store it.
@@ -71,13 +72,14 @@ func (w *CheckWorker) Timeout(*river.Job[CheckArgs]) time.Duration { return chec
 
 // Work implements river.Worker.
 func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error {
-	m, err := w.Store.lookup(ctx, job.Args.MonitorID)
-	if apperr.CodeOf(err) == apperr.NotFound {
-		return river.JobCancel(fmt.Errorf("monitor %d no longer exists", job.Args.MonitorID))
-	}
+	f, err := w.lookups.Do(ctx, job.Args.MonitorID)
 	if err != nil {
 		return err
 	}
+	if !f.ok {
+		return river.JobCancel(fmt.Errorf("monitor %d no longer exists", job.Args.MonitorID))
+	}
+	m := f.m
 	if !m.Enabled && !job.Args.Manual {
 		return river.RecordOutput(ctx, CheckOutput{Skipped: "monitor disabled"})
 	}
@@ -90,26 +92,13 @@ func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error
 	}
 	res.JobID = &job.ID
 
-	// Completing the job in the same transaction as the result means a
-	// crash between the two can neither lose the result nor store it twice.
-	// Round trips: BEGIN, the result (one statement), the completion, COMMIT.
-	err = pgx.BeginFunc(ctx, w.Store.Pool(), func(tx pgx.Tx) error {
-		var err error
-		if res.ID, err = w.Store.RecordResult(ctx, tx, res); err != nil {
-			return err
+	// The result is stored in the transaction that completes the job,
+	// shared with the checks that finish at the same time.
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	if res.ID, err = w.results.Do(ctx, finished{client: client, job: job, res: res}); err != nil {
+		if errors.Is(err, ErrMonitorGone) {
+			return river.JobCancel(err) // deleted while checked: a retry would fail the same way
 		}
-		if err := river.RecordOutput(ctx, CheckOutput{ResultID: res.ID, OK: res.OK}); err != nil {
-			return err
-		}
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
-			return fmt.Errorf("complete check job: %w", err)
-		}
-		return nil
-	})
-	if errors.Is(err, ErrMonitorGone) {
-		return river.JobCancel(err) // deleted while checked: a retry would fail the same way
-	}
-	if err != nil {
 		return err
 	}
 	w.Metrics.RecordCheck(ctx, m.Method, res)
@@ -256,7 +245,8 @@ type Deps struct {
 
 // AddWorkers registers this domain's workers.
 func AddWorkers(workers *river.Workers, d Deps) {
-	river.AddWorker(workers, &CheckWorker{Store: d.Store, Checker: d.Checker, Metrics: d.Metrics, Log: d.Log})
+	river.AddWorker(workers, &CheckWorker{Store: d.Store, Checker: d.Checker, Metrics: d.Metrics, Log: d.Log,
+		lookups: newLookupGroup(d.Store), results: newResultGroup(d.Store)})
 	river.AddWorker(workers, &ScheduleWorker{Store: d.Store, Batch: d.SchedulerBatch, Log: d.Log})
 	river.AddWorker(workers, &PruneWorker{Store: d.Store, Retention: d.Retention, Log: d.Log})
 }
