@@ -18,8 +18,9 @@ type Service struct {
 }
 
 // RunCheck enqueues an immediate check of a monitor and returns the job id.
-// The job is inserted in the transaction that finds the monitor, so a check
-// is never enqueued for a monitor deleted at the same moment.
+// The job is inserted in the transaction that finds the monitor. The row is
+// not locked (a lock is a write, on every call): a monitor deleted before
+// its check runs cancels the job (CheckWorker).
 func (s *Service) RunCheck(ctx context.Context, owner, id int64) (int64, error) {
 	tx, err := s.Store.Pool().Begin(ctx)
 	if err != nil {
@@ -27,7 +28,7 @@ func (s *Service) RunCheck(ctx context.Context, owner, id int64) (int64, error) 
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
 	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2 FOR SHARE`, id, owner).Scan(&one)
+	err = tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, notFound(id)
 	}
