@@ -48,7 +48,8 @@ type CheckOutput struct {
 	Skipped  string `json:"skipped,omitempty"`
 }
 
-// CheckWorker runs checks and stores their results.
+// CheckWorker runs checks and stores their results. Make it with AddWorkers,
+// which sets up the groups its checks share their queries in.
 type CheckWorker struct {
 	river.WorkerDefaults[CheckArgs]
 	Store   *Store
