@@ -13,6 +13,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   echo "run: local PostgreSQL in .data/ on 127.0.0.1:$port (stopped on exit)"
 fi
 export BEACON_ENV=${BEACON_ENV:-development}
+# The ops port (metrics, pprof) is never public: loopback unless asked otherwise.
+export BEACON_OPS_ADDR=${BEACON_OPS_ADDR:-127.0.0.1:9464}
 mkdir -p bin
 go build -o bin/beacon ./cmd/beacon
 echo "run: API on http://localhost${BEACON_HTTP_ADDR:-:8080} (docs at /docs); Ctrl-C to stop"
