@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -58,7 +60,76 @@ func (h minLevel) WithGroup(name string) slog.Handler {
 }
 
 // Quieter raises a logger's threshold, e.g. for a library that reports
-// routine statistics at info level every few seconds (River does).
+// routine statistics at info level every few seconds (River does), and
+// logs a repeated record at most once a minute (see Deduplicated).
 func Quieter(log *slog.Logger, min slog.Level) *slog.Logger {
-	return slog.New(MinLevel(log.Handler(), min))
+	return slog.New(Deduplicated(MinLevel(log.Handler(), min), time.Minute))
+}
+
+// Deduplicated passes the first record of each level and message, then
+// drops the same one until window has passed; the next one that passes says
+// how many were dropped ("repeated"). A library that logs the same failure
+// on every poll (River, each 100 ms per queue, while PostgreSQL is down)
+// then logs it about once per window.
+func Deduplicated(h slog.Handler, window time.Duration) slog.Handler {
+	return dedup{Handler: h, state: &dedupState{window: window, seen: map[dedupKey]*dedupEntry{}}}
+}
+
+type dedup struct {
+	slog.Handler
+	state *dedupState
+}
+
+type dedupKey struct {
+	level slog.Level
+	msg   string
+}
+
+type dedupEntry struct {
+	passed  time.Time
+	dropped int
+}
+
+type dedupState struct {
+	window time.Duration
+	mu     sync.Mutex
+	seen   map[dedupKey]*dedupEntry
+}
+
+// maxDedupKeys bounds the messages remembered; past it, all are forgotten.
+const maxDedupKeys = 1000
+
+func (h dedup) Handle(ctx context.Context, r slog.Record) error {
+	s := h.state
+	k := dedupKey{r.Level, r.Message}
+	s.mu.Lock()
+	e := s.seen[k]
+	if e != nil && r.Time.Sub(e.passed) < s.window {
+		e.dropped++
+		s.mu.Unlock()
+		return nil
+	}
+	if e == nil {
+		if len(s.seen) >= maxDedupKeys {
+			clear(s.seen)
+		}
+		e = &dedupEntry{}
+		s.seen[k] = e
+	}
+	dropped := e.dropped
+	e.passed, e.dropped = r.Time, 0
+	s.mu.Unlock()
+	if dropped > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("repeated", dropped))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h dedup) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return dedup{Handler: h.Handler.WithAttrs(attrs), state: h.state}
+}
+
+func (h dedup) WithGroup(name string) slog.Handler {
+	return dedup{Handler: h.Handler.WithGroup(name), state: h.state}
 }
