@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/beaconhq/beacon/internal/database"
 )
 
 // DoneChannel is the PostgreSQL channel on which a finalized job that was
@@ -127,79 +128,24 @@ func (w *Waiter) wake(id int64) {
 	}
 }
 
-// Run listens on DoneChannel until ctx ends, reconnecting with backoff
-// (100 ms to 5 s) when its connection fails; it returns nil when ctx ends.
-// After each (re)connection every waiter looks again, in case its job
-// finished while nobody listened.
+// Run listens on DoneChannel until ctx ends, reconnecting with backoff when
+// its connection fails; it returns nil when ctx ends. After each
+// (re)connection every waiter looks again, in case its job finished while
+// nobody listened; while disconnected, waits poll.
 func (w *Waiter) Run(ctx context.Context) error {
-	delay := 100 * time.Millisecond
-	failures := 0
-	for {
-		err := w.listen(ctx, func() {
-			if failures > 0 {
-				w.log.Info("job listener recovered", "failed_attempts", failures)
-			}
-			failures, delay = 0, 100*time.Millisecond
-		})
-		w.listening.Store(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		failures++
-		if failures == 1 { // one line per outage, not one per attempt
-			w.log.Warn("job listener lost its connection; waits poll until it is back", "error", err.Error())
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		delay = min(2*delay, 5*time.Second)
-	}
-}
-
-func (w *Waiter) listen(ctx context.Context, up func()) error {
-	conn, err := w.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire: %w", err)
-	}
-	// A connection that LISTENed must not serve queries again: closing it
-	// first makes Release discard it.
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = conn.Conn().Close(closeCtx)
-		cancel()
-		conn.Release()
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+DoneChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	w.listening.Store(true)
-	up()
-	w.wake(0)
-	for {
-		// A connection lost without a TCP reset would leave the listener
-		// deaf for many minutes: after a quiet spell, ping it.
-		waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		n, err := conn.Conn().WaitForNotification(waitCtx)
-		quiet := waitCtx.Err() != nil && ctx.Err() == nil
-		cancel()
-		switch {
-		case err == nil:
-			if id, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+	defer w.listening.Store(false)
+	l := &database.Listener{
+		Pool: w.pool, Channel: DoneChannel, Name: "job", Log: w.log,
+		Listening: func(bool) {
+			w.listening.Store(true)
+			w.wake(0)
+		},
+		Lost: func() { w.listening.Store(false) },
+		Handle: func(payload string) {
+			if id, err := strconv.ParseInt(payload, 10, 64); err == nil {
 				w.wake(id)
 			}
-		case quiet && !conn.Conn().IsClosed():
-			pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := conn.Ping(pingCtx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("ping: %w", err)
-			}
-		default:
-			return fmt.Errorf("wait for notification: %w", err)
-		}
+		},
 	}
+	return l.Run(ctx)
 }

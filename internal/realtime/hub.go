@@ -12,15 +12,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/monitors"
 )
 
@@ -58,20 +57,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
-
-// Reconnection backoff of the listener. A listener that was up for less
-// than maxBackoff does not reset it, so a connection that dies as soon as
-// it is made is retried (and logged) at most every maxBackoff.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
-)
-
-// healthInterval: after this long without a notification the listener
-// pings its connection. A connection lost without a TCP reset (failover,
-// NAT expiry) would otherwise leave the hub deaf until TCP keepalive gives
-// up, many minutes later.
-const healthInterval = 30 * time.Second
 
 // resyncMessage tells clients that events may have been missed while the
 // listener was reconnecting, so they should reload what they show.
@@ -140,86 +125,17 @@ func NewHub(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Hub {
 // to send the close frame, 5 s for the reply). Call it once.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.stop()
-	delay := minBackoff
-	failures := 0
-	for {
-		up, err := h.listen(ctx, func() {
-			if failures > 0 {
-				h.log.Info("event listener recovered", "failed_attempts", failures)
+	l := &database.Listener{
+		Pool: h.pool, Channel: monitors.EventsChannel, Name: "event", Log: h.log,
+		PingTimeout: h.opts.WriteTimeout,
+		Listening: func(recovered bool) {
+			if recovered {
 				h.broadcast(resyncMessage)
 			}
-			failures = 0
-		})
-		if ctx.Err() != nil {
-			return nil
-		}
-		if up >= maxBackoff {
-			delay = minBackoff
-		}
-		failures++
-		// One line per failure streak: a database outage must not flood the log.
-		if failures == 1 {
-			h.log.Warn("event listener lost its connection; reconnecting", "error", err.Error())
-		} else {
-			h.log.Debug("event listener still failing", "error", err.Error(), "attempt", failures)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		delay = min(2*delay, maxBackoff)
+		},
+		Handle: h.dispatch,
 	}
-}
-
-// listen LISTENs on one connection and dispatches notifications until the
-// connection fails or ctx ends. It reports how long it was listening.
-func (h *Hub) listen(ctx context.Context, listening func()) (time.Duration, error) {
-	conn, err := h.pool.Acquire(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("acquire listener connection: %w", err)
-	}
-	// A connection that has LISTENed must not go back to the pool: it would
-	// keep collecting notifications while serving queries. Closing it first
-	// makes Release discard it.
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = conn.Conn().Close(closeCtx)
-		cancel()
-		conn.Release()
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{monitors.EventsChannel}.Sanitize()); err != nil {
-		return 0, fmt.Errorf("listen on %s: %w", monitors.EventsChannel, err)
-	}
-	since := time.Now()
-	listening()
-	for {
-		waitCtx, cancel := context.WithTimeout(ctx, healthInterval)
-		n, err := conn.Conn().WaitForNotification(waitCtx)
-		quiet := waitCtx.Err() != nil
-		cancel()
-		if n != nil {
-			h.dispatch(n.Payload)
-		}
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return time.Since(since), ctx.Err()
-		case quiet && !conn.Conn().IsClosed():
-			// Only our own deadline expired; pgx keeps the connection
-			// usable after a timed-out read. Make sure the server is there.
-			pingCtx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
-			err := conn.Ping(pingCtx)
-			cancel()
-			if err != nil {
-				return time.Since(since), fmt.Errorf("ping listener connection: %w", err)
-			}
-		default:
-			return time.Since(since), fmt.Errorf("wait for notification: %w", err)
-		}
-	}
+	return l.Run(ctx)
 }
 
 // dispatch sends a notification's payload, as is, to its owner's websockets.
