@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/beaconhq/beacon/internal/config"
@@ -77,15 +78,15 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 		hubDone <- nil
 	}
 
-	// ---- Job waiter: one LISTEN connection wakes requests waiting on a job.
-	// It stops after the API has drained: those requests need it to the end.
-	waiterCtx, stopWaiter := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWaiter()
-	waiterDone := make(chan error, 1)
-	if a.waiter != nil {
-		go func() { waiterDone <- a.waiter.Run(waiterCtx) }()
-	} else {
-		waiterDone <- nil
+	// ---- Listeners the API needs until it has drained: job ends wake the
+	// requests waiting on them; account changes (deleted, disabled, demoted
+	// users) let tokens be checked without a query per request.
+	listenCtx, stopListeners := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListeners()
+	var listeners sync.WaitGroup
+	if a.api != nil {
+		listeners.Go(func() { _ = a.waiter.Run(listenCtx) })
+		listeners.Go(func() { _ = a.auth.RunInvalidation(listenCtx, log.With("component", "auth")) })
 	}
 
 	// ---- Ops server: probes, metrics and pprof, never public.
@@ -169,8 +170,8 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 			log.Warn("api did not drain in time", "error", err)
 		}
 	}
-	stopWaiter()
-	<-waiterDone
+	stopListeners()
+	listeners.Wait()
 	cancelStart()
 	if started := <-starter; started {
 		// Keep a fifth of the budget for the hard stop.

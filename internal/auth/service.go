@@ -41,6 +41,7 @@ type Service struct {
 	// known account, so timing does not reveal which accounts exist.
 	dummyHash string
 	verified  *verifiedTokens
+	users     userStates
 }
 
 // tokenLeeway is the clock skew allowed on a token's expiry.
@@ -88,7 +89,8 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	return &Service{pool: pool, cfg: cfg, dummyHash: dummy, verified: newVerifiedTokens(maxVerifiedTokens)}, nil
+	return &Service{pool: pool, cfg: cfg, dummyHash: dummy, verified: newVerifiedTokens(maxVerifiedTokens),
+		users: userStates{m: map[int64]userState{}}}, nil
 }
 
 // ---- Tokens.
@@ -129,7 +131,10 @@ func (s *Service) accessToken(p Principal) (string, error) {
 
 // Authenticate verifies an access token and returns its principal. Only
 // HS256 with our key, our issuer and audience, and an unexpired token pass;
-// a client's token stops working as soon as the client is revoked.
+// a token stops working as soon as its user is deleted or disabled, or its
+// client revoked, and carries its user's current role. It returns
+// ErrUnauthenticated for a token that does not pass, and database errors
+// as they are.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
 	now := s.cfg.Now()
 	p, ok := s.verified.get(token, now)
@@ -140,14 +145,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		}
 		s.verified.put(token, p, now)
 	}
-	if p.ClientID != "" {
-		var active bool
-		err := s.pool.QueryRow(ctx, `SELECT revoked_at IS NULL FROM api_clients WHERE client_id = $1`, p.ClientID).Scan(&active)
-		if err != nil || !active {
-			return Principal{}, ErrUnauthenticated
-		}
-	}
-	return p, nil
+	// What the token cannot tell: is its user still there, enabled, and in
+	// which role now; is its client still active.
+	return s.checkUser(ctx, p)
 }
 
 // verify checks a token's signature and claims.
@@ -208,7 +208,8 @@ func (s *Service) PasswordGrant(ctx context.Context, email, password, remote str
 		hash string
 		role Role
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, password_hash, role FROM users WHERE lower(email) = $1`, normalizeEmail(email)).Scan(&id, &hash, &role)
+	err := s.pool.QueryRow(ctx, `SELECT id, password_hash, role FROM users WHERE lower(email) = $1 AND disabled_at IS NULL`,
+		normalizeEmail(email)).Scan(&id, &hash, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		checkPassword(s.dummyHash, password)
 		return Token{}, s.fail(ctx, key, errBadCredentials)
@@ -238,7 +239,7 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, 
 	)
 	err := s.pool.QueryRow(ctx, `
 		SELECT c.user_id, c.secret_hash, u.role FROM api_clients c JOIN users u ON u.id = c.user_id
-		WHERE c.client_id = $1 AND c.revoked_at IS NULL`, clientID).Scan(&userID, &hash, &role)
+		WHERE c.client_id = $1 AND c.revoked_at IS NULL AND u.disabled_at IS NULL`, clientID).Scan(&userID, &hash, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Token{}, s.fail(ctx, key, errBadClient)
 	}
@@ -265,7 +266,7 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Token, erro
 		)
 		err := tx.QueryRow(ctx, `
 			SELECT r.id, r.user_id, r.family, r.expires_at, r.used_at, r.revoked_at, u.role
-			FROM refresh_tokens r JOIN users u ON u.id = r.user_id
+			FROM refresh_tokens r JOIN users u ON u.id = r.user_id AND u.disabled_at IS NULL
 			WHERE r.token_hash = $1 FOR UPDATE OF r`, hashToken(refresh)).Scan(&id, &userID, &family, &expires, &usedAt, &revokedAt, &role)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Token{}, errBadRefresh
@@ -362,6 +363,7 @@ type User struct {
 	ID        int64     `json:"id"`
 	Email     string    `json:"email"`
 	Role      Role      `json:"role"`
+	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -417,20 +419,21 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (int6
 
 // Users lists accounts by id.
 func (s *Service) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, email, role, created_at FROM users ORDER BY id`)
+	rows, err := s.pool.Query(ctx, `SELECT id, email, role, disabled_at IS NOT NULL, created_at FROM users ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) {
 		var u User
-		return u, r.Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt)
+		return u, r.Scan(&u.ID, &u.Email, &u.Role, &u.Disabled, &u.CreatedAt)
 	})
 }
 
 // GetUser returns one account.
 func (s *Service) GetUser(ctx context.Context, id int64) (User, error) {
 	var u User
-	err := s.pool.QueryRow(ctx, `SELECT id, email, role, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT id, email, role, disabled_at IS NOT NULL, created_at FROM users WHERE id = $1`, id).
+		Scan(&u.ID, &u.Email, &u.Role, &u.Disabled, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, apperr.Errorf(apperr.NotFound, "user %d not found", id)
 	}
@@ -439,14 +442,18 @@ func (s *Service) GetUser(ctx context.Context, id int64) (User, error) {
 
 // DeleteUser removes an account with its monitors, clients and tokens.
 func (s *Service) DeleteUser(ctx context.Context, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete user %d: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return apperr.Errorf(apperr.NotFound, "user %d not found", id)
-	}
-	return nil
+	// The user's tokens stop working on every replica at commit.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errUserNotFound(id)
+		}
+		return notifyUserChanged(ctx, tx, id)
+	})
+	return wrapUser("delete user", id, err)
 }
 
 // ---- Machine clients.

@@ -32,7 +32,7 @@ type Listener struct {
 	Channel string
 	// Name names the listener in log lines ("event", "job").
 	Name string
-	Log  *slog.Logger
+	Log  *slog.Logger // may be nil
 	// Listening is called each time LISTEN has succeeded; recovered is true
 	// after a failure, when the notifications of the gap were lost. It may
 	// be nil.
@@ -48,6 +48,9 @@ type Listener struct {
 
 // Run listens until ctx ends, then returns nil. Call it once.
 func (l *Listener) Run(ctx context.Context) error {
+	if l.Log == nil {
+		l.Log = slog.New(slog.DiscardHandler)
+	}
 	delay := minListenBackoff
 	failures := 0
 	for {

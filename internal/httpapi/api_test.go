@@ -539,7 +539,7 @@ func TestOpenAPIAndDocs(t *testing.T) {
 		"issue-token", "revoke-token", "get-status-page", "get-me", "list-clients", "create-client", "revoke-client",
 		"list-monitors", "create-monitor", "get-monitor", "update-monitor", "delete-monitor",
 		"run-check", "list-results", "get-stats", "get-job",
-		"list-users", "create-user", "delete-user", "list-all-clients", "revoke-any-client",
+		"list-users", "create-user", "delete-user", "update-user", "list-all-clients", "revoke-any-client",
 	}, ids)
 
 	docs := b.do(t, http.MethodGet, "/docs", nil)

@@ -89,6 +89,13 @@ func requireAuth(api huma.API, svc *auth.Service) func(huma.Context, func(huma.C
 			return
 		}
 		p, err := authenticate(ctx.Context(), svc, ctx.Header("Authorization"))
+		if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
+			// The token could not be checked (database unreachable): not
+			// the client's fault, and worth retrying shortly.
+			ctx.SetHeader("Retry-After", retryAfter)
+			_ = huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "cannot check the token now; retry shortly")
+			return
+		}
 		if err != nil {
 			ctx.SetHeader("WWW-Authenticate", `Bearer realm="beacon", error="invalid_token"`)
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "a valid access token is required")
@@ -411,6 +418,34 @@ func createUser(d Deps) func(context.Context, *userBody) (*struct {
 			return nil, problem(ctx, d.Log, bodyField(err))
 		}
 		return &struct{ Body auth.User }{Body: u}, nil
+	}
+}
+
+// UserPatch is what an admin may change of a user (JSON merge: absent
+// fields stay as they are).
+type UserPatch struct {
+	idPath
+	Body struct {
+		Role     *auth.Role `json:"role,omitempty" enum:"admin,member" doc:"New role; takes effect on the user's next request"`
+		Disabled *bool      `json:"disabled,omitempty" doc:"true: the user can no longer sign in, and their tokens stop working at once"`
+	}
+}
+
+// UserOutput is one user.
+type UserOutput struct {
+	Body auth.User
+}
+
+func updateUser(d Deps) func(context.Context, *UserPatch) (*UserOutput, error) {
+	return func(ctx context.Context, in *UserPatch) (*UserOutput, error) {
+		if in.ID == owner(ctx) {
+			return nil, huma.Error409Conflict("an admin cannot demote or disable their own account")
+		}
+		u, err := d.Auth.UpdateUser(ctx, in.ID, auth.UserChange{Role: in.Body.Role, Disabled: in.Body.Disabled})
+		if err != nil {
+			return nil, problem(ctx, d.Log, err)
+		}
+		return &UserOutput{Body: u}, nil
 	}
 }
 

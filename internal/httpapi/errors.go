@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/database"
 	problemdoc "github.com/beaconhq/beacon/internal/problem"
 )
 
@@ -15,6 +16,9 @@ import (
 // place where domain errors become HTTP statuses; anything unclassified is
 // logged and answered with a bare 500, so no SQL or internal text leaks.
 func problem(ctx context.Context, log *slog.Logger, err error) error {
+	if database.Unavailable(err) {
+		return unavailable(ctx, log, err)
+	}
 	e, ok := apperr.As(err)
 	if !ok {
 		if ctx.Err() != nil {
@@ -42,6 +46,18 @@ func problem(ctx context.Context, log *slog.Logger, err error) error {
 		log.ErrorContext(ctx, "request failed", "error", err)
 		return huma.Error500InternalServerError("internal error")
 	}
+}
+
+// retryAfter is what a client is told to wait when PostgreSQL is
+// unreachable: a restart or failover takes seconds.
+const retryAfter = "2"
+
+// unavailable is the answer while PostgreSQL is unreachable: a 503 with
+// Retry-After, so clients and load balancers tell an outage from a bug.
+func unavailable(ctx context.Context, log *slog.Logger, err error) error {
+	log.WarnContext(ctx, "database unavailable", "error", err)
+	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("database unavailable; retry shortly"),
+		http.Header{"Retry-After": {retryAfter}})
 }
 
 // writeProblem answers outside huma (unknown routes, panics, River UI) with

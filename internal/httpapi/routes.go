@@ -139,6 +139,12 @@ func addRoutes(mux *http.ServeMux, api huma.API, d Deps) {
 		Summary: "Delete a user with their monitors and clients", Tags: []string{"Admin"}, DefaultStatus: http.StatusNoContent,
 	}), deleteUser(d))
 	huma.Register(v1, admin(huma.Operation{
+		OperationID: "update-user", Method: http.MethodPatch, Path: "/admin/users/{id}",
+		Summary: "Change a user's role, or disable or enable them", Tags: []string{"Admin"},
+		Description: "Takes effect at once on every replica: a disabled user's tokens stop working, a demoted admin " +
+			"loses admin operations. The last enabled admin can be neither demoted nor disabled (409).",
+	}), updateUser(d))
+	huma.Register(v1, admin(huma.Operation{
 		OperationID: "list-all-clients", Method: http.MethodGet, Path: "/admin/clients",
 		Summary: "List every API client", Tags: []string{"Admin"},
 	}), listClients(d, true))

@@ -1,0 +1,4 @@
+package auth
+
+// InvalidationLive reports whether user states may be remembered (tests).
+func (s *Service) InvalidationLive() bool { return s.users.live.Load() }
