@@ -9,8 +9,11 @@ package beacon_test
 // fails on a bad file.
 
 import (
+	"net/netip"
+
 	"context"
 	"fmt"
+	"github.com/beaconhq/beacon/internal/netguard"
 	"maps"
 	"net"
 	"os"
@@ -946,4 +949,34 @@ func compareVersions(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// The API believes X-Forwarded-For (which names the client for sign-in
+// limits) from loopback and the dashboard's fixed address only: a private
+// range would let anyone on the compose networks choose their address.
+func TestComposeTrustsOnlyTheDashboard(t *testing.T) {
+	t.Parallel()
+	p, err := loadCompose(t.Context(), []string{"docker-compose.yml"})
+	require.NoError(t, err)
+	api, err := p.GetService("api")
+	require.NoError(t, err)
+	dash, err := p.GetService("dashboard")
+	require.NoError(t, err)
+	front := dash.Networks["front-tier"]
+	require.NotNil(t, front, "the dashboard is on front-tier")
+	require.NotEmpty(t, front.Ipv4Address, "the dashboard has a fixed address")
+	trusted := api.Environment["BEACON_TRUSTED_PROXIES"]
+	require.NotNil(t, trusted)
+	prefixes, err := netguard.ParsePrefixes(*trusted)
+	require.NoError(t, err)
+	dashAddr := netip.MustParseAddr(front.Ipv4Address)
+	for _, pfx := range prefixes {
+		if pfx.Addr().IsLoopback() {
+			continue
+		}
+		require.Equal(t, netip.PrefixFrom(dashAddr, 32), pfx, "trusted: %s", *trusted)
+	}
+	subnet := p.Networks["front-tier"].Ipam.Config
+	require.Len(t, subnet, 1)
+	require.True(t, netip.MustParsePrefix(subnet[0].Subnet).Contains(dashAddr), "the address is in front-tier's subnet")
 }

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -214,28 +215,48 @@ func TestClientCredentials(t *testing.T) {
 
 func TestFailedLoginsAreRateLimited(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t) // 3 failures per account, then a doubling delay
 	ctx := context.Background()
 	for range 3 {
 		_, err := b.svc.PasswordGrant(ctx, "ada@example.org", "wrong password!!", "9.9.9.9")
 		requireOAuth(t, err, "invalid_grant")
 	}
-	// Even the right password is refused now, with a time to wait.
+	// Even the right password is refused now, with a time to wait, and
+	// from any address: the limit is the account's.
+	for _, addr := range []string{"9.9.9.9", "8.8.8.8", "7.7.7.7"} {
+		_, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, addr)
+		e := requireOAuth(t, err, "slow_down")
+		require.Equal(t, 1, e.RetryAfter, "1 s after the third failure")
+	}
+	// Each further failure doubles the wait, up to a minute: an attacker
+	// cannot lock the owner out for longer.
+	for i, want := range []int{2, 4, 8, 16, 32, 60, 60} {
+		b.clock.Add(time.Duration(1<<i) * time.Second) // the wait has passed
+		_, err := b.svc.PasswordGrant(ctx, "ada@example.org", "wrong password!!", fmt.Sprintf("10.0.0.%d", i))
+		requireOAuth(t, err, "invalid_grant")
+		_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "9.9.9.9")
+		require.Equal(t, want, requireOAuth(t, err, "slow_down").RetryAfter, "after failure %d", i+4)
+	}
+	b.clock.Add(time.Minute)
 	_, err := b.svc.PasswordGrant(ctx, "ada@example.org", password, "9.9.9.9")
-	e := requireOAuth(t, err, "slow_down")
-	require.Positive(t, e.RetryAfter)
-	require.LessOrEqual(t, e.RetryAfter, 600)
+	require.NoError(t, err, "the owner gets in once the wait has passed")
+
 	// Unknown accounts are limited the same way.
 	for range 3 {
-		_, _ = b.svc.PasswordGrant(ctx, "ghost@example.org", "wrong password!!", "9.9.9.9")
+		_, _ = b.svc.PasswordGrant(ctx, "ghost@example.org", "wrong password!!", "6.6.6.6")
 	}
-	_, err = b.svc.PasswordGrant(ctx, "ghost@example.org", "wrong password!!", "9.9.9.9")
+	_, err = b.svc.PasswordGrant(ctx, "ghost@example.org", "wrong password!!", "6.6.6.6")
 	requireOAuth(t, err, "slow_down")
-	// Another address is not blocked; the window passes.
-	_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "8.8.8.8")
-	require.NoError(t, err)
+
+	// One address guessing across accounts is stopped too (20 per window).
+	for i := range 20 {
+		_, err := b.svc.PasswordGrant(ctx, fmt.Sprintf("u%d@example.org", i), "wrong password!!", "5.5.5.5")
+		requireOAuth(t, err, "invalid_grant")
+	}
+	_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "5.5.5.5")
+	requireOAuth(t, err, "slow_down")
 	b.clock.Add(11 * time.Minute)
-	_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "9.9.9.9")
+	_, err = b.svc.PasswordGrant(ctx, "ada@example.org", password, "5.5.5.5")
 	require.NoError(t, err)
 }
 

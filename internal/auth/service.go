@@ -27,9 +27,17 @@ type Config struct {
 	AccessTTL  time.Duration // access token lifetime
 	RefreshTTL time.Duration // refresh token lifetime
 	BcryptCost int           // 0: bcrypt.DefaultCost+1
-	// Failed logins allowed per account and address within FailureWindow.
-	MaxFailures   int
-	FailureWindow time.Duration
+	// Failed sign-ins of one account (whatever the address) within
+	// FailureWindow before each further attempt must wait: 1 s after the
+	// last failure, doubling with each failure, at most MaxDelay (1 min).
+	// The owner is never locked out for longer than MaxDelay, however long
+	// an attacker keeps guessing.
+	MaxFailures int
+	MaxDelay    time.Duration
+	// Failed sign-ins from one address (any account) within FailureWindow
+	// before that address must wait for the window to pass (default 20).
+	MaxAddressFailures int
+	FailureWindow      time.Duration
 	Now           func() time.Time
 }
 
@@ -75,6 +83,12 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 	}
 	if cfg.MaxFailures == 0 {
 		cfg.MaxFailures = 5
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = time.Minute
+	}
+	if cfg.MaxAddressFailures == 0 {
+		cfg.MaxAddressFailures = 20
 	}
 	if cfg.FailureWindow == 0 {
 		cfg.FailureWindow = 15 * time.Minute
@@ -199,8 +213,8 @@ func hashToken(t string) []byte {
 // PasswordGrant logs a user in (RFC 6749 4.3). remote identifies the caller
 // for rate limiting (e.g. the client IP).
 func (s *Service) PasswordGrant(ctx context.Context, email, password, remote string) (Token, error) {
-	key := "login:" + normalizeEmail(email) + "|" + remote
-	if err := s.checkRateLimit(ctx, key); err != nil {
+	account, address := "login:"+normalizeEmail(email), "addr:"+remote
+	if err := s.checkRateLimit(ctx, account, address); err != nil {
 		return Token{}, err
 	}
 	var (
@@ -212,13 +226,13 @@ func (s *Service) PasswordGrant(ctx context.Context, email, password, remote str
 		normalizeEmail(email)).Scan(&id, &hash, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		checkPassword(s.dummyHash, password)
-		return Token{}, s.fail(ctx, key, errBadCredentials)
+		return Token{}, s.fail(ctx, errBadCredentials, account, address)
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("password grant: %w", err)
 	}
 	if !checkPassword(hash, password) {
-		return Token{}, s.fail(ctx, key, errBadCredentials)
+		return Token{}, s.fail(ctx, errBadCredentials, account, address)
 	}
 	return s.inTx(ctx, func(tx pgx.Tx) (Token, error) {
 		return s.issue(ctx, tx, Principal{UserID: id, Role: role}, randomToken())
@@ -228,8 +242,8 @@ func (s *Service) PasswordGrant(ctx context.Context, email, password, remote str
 // ClientCredentialsGrant authenticates a machine client (RFC 6749 4.4); it
 // acts as the user who created it.
 func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, remote string) (Token, error) {
-	key := "client:" + clientID + "|" + remote
-	if err := s.checkRateLimit(ctx, key); err != nil {
+	account, address := "client:"+clientID, "addr:"+remote
+	if err := s.checkRateLimit(ctx, account, address); err != nil {
 		return Token{}, err
 	}
 	var (
@@ -241,13 +255,13 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, 
 		SELECT c.user_id, c.secret_hash, u.role FROM api_clients c JOIN users u ON u.id = c.user_id
 		WHERE c.client_id = $1 AND c.revoked_at IS NULL AND u.disabled_at IS NULL`, clientID).Scan(&userID, &hash, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Token{}, s.fail(ctx, key, errBadClient)
+		return Token{}, s.fail(ctx, errBadClient, account, address)
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("client credentials grant: %w", err)
 	}
 	if subtle.ConstantTimeCompare(hash, hashToken(secret)) != 1 {
-		return Token{}, s.fail(ctx, key, errBadClient)
+		return Token{}, s.fail(ctx, errBadClient, account, address)
 	}
 	return s.issue(ctx, nil, Principal{UserID: userID, Role: role, ClientID: clientID}, "")
 }
@@ -331,28 +345,45 @@ func (s *Service) inTx(ctx context.Context, f func(pgx.Tx) (Token, error)) (Toke
 
 // ---- Rate limiting of failed logins, in the database so every replica agrees.
 
-func (s *Service) checkRateLimit(ctx context.Context, key string) error {
-	var n int
-	var oldest *time.Time
-	since := s.cfg.Now().Add(-s.cfg.FailureWindow)
-	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(failed_at) FROM login_failures WHERE key = $1 AND failed_at > $2`,
-		key, since).Scan(&n, &oldest); err != nil {
+func (s *Service) checkRateLimit(ctx context.Context, account, address string) error {
+	now := s.cfg.Now()
+	var (
+		accountN, addressN  int
+		lastFail, firstFail *time.Time
+	)
+	if err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE key = $1), max(failed_at) FILTER (WHERE key = $1),
+		       count(*) FILTER (WHERE key = $2), min(failed_at) FILTER (WHERE key = $2)
+		FROM login_failures WHERE key IN ($1, $2) AND failed_at > $3`,
+		account, address, now.Add(-s.cfg.FailureWindow)).Scan(&accountN, &lastFail, &addressN, &firstFail); err != nil {
 		return fmt.Errorf("rate limit: %w", err)
 	}
-	if n < s.cfg.MaxFailures || oldest == nil {
+	var wait time.Duration
+	if accountN >= s.cfg.MaxFailures && lastFail != nil {
+		delay := s.cfg.MaxDelay
+		if extra := accountN - s.cfg.MaxFailures; extra < 30 {
+			delay = min(delay, time.Second<<extra)
+		}
+		wait = lastFail.Add(delay).Sub(now)
+	}
+	if addressN >= s.cfg.MaxAddressFailures && firstFail != nil {
+		wait = max(wait, firstFail.Add(s.cfg.FailureWindow).Sub(now))
+	}
+	if wait <= 0 {
 		return nil
 	}
-	wait := oldest.Add(s.cfg.FailureWindow).Sub(s.cfg.Now())
 	return &OAuthError{Code: "slow_down", Description: "too many failed attempts; try again later",
 		RetryAfter: max(1, int(math.Ceil(wait.Seconds())))}
 }
 
-func (s *Service) fail(ctx context.Context, key string, e *OAuthError) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO login_failures (key, failed_at) VALUES ($1, $2)`, key, s.cfg.Now()); err != nil {
+// fail records a failed sign-in under each key and returns e.
+func (s *Service) fail(ctx context.Context, e *OAuthError, keys ...string) error {
+	now := s.cfg.Now()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO login_failures (key, failed_at) SELECT unnest($1::text[]), $2`, keys, now); err != nil {
 		return fmt.Errorf("record failed login: %w", err)
 	}
 	// Old rows are useless; keep the table small without a cron.
-	_, _ = s.pool.Exec(ctx, `DELETE FROM login_failures WHERE failed_at < $1`, s.cfg.Now().Add(-24*time.Hour))
+	_, _ = s.pool.Exec(ctx, `DELETE FROM login_failures WHERE failed_at < $1`, now.Add(-24*time.Hour))
 	return e
 }
 
