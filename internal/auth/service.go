@@ -38,7 +38,7 @@ type Config struct {
 	// before that address must wait for the window to pass (default 20).
 	MaxAddressFailures int
 	FailureWindow      time.Duration
-	Now           func() time.Time
+	Now                func() time.Time
 }
 
 // Service issues and checks tokens and manages users and clients.

@@ -299,10 +299,14 @@ func TestValidationProblems(t *testing.T) {
 		{"unknown field", valid(map[string]any{"intervl": 10}), 422, "body.intervl"},
 		{"wrong type", valid(map[string]any{"interval_seconds": "often"}), 422, "body.interval_seconds"},
 		{"malformed json", `{"name":`, 400, ""},
+		// A huge malformed body is not echoed back whole.
+		{"huge malformed json", `{"name": "` + strings.Repeat("x", 900_000) + "\n", 400, ""},
+		{"NUL in name", valid(map[string]any{"name": "a\u0000b"}), 422, "body.name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := b.do(t, http.MethodPost, "/v1/monitors", tc.body)
 			p := requireProblem(t, r, tc.status)
+			require.Less(t, len(r.body), 2048, "the problem quotes little of the request")
 			if tc.location != "" {
 				var locations []string
 				for _, e := range p["errors"].([]any) {

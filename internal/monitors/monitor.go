@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beaconhq/beacon/internal/apperr"
 )
@@ -72,6 +73,11 @@ func (m Monitor) Interval() time.Duration { return time.Duration(m.IntervalSecon
 // Timeout returns the check timeout.
 func (m Monitor) Timeout() time.Duration { return time.Duration(m.TimeoutMS) * time.Millisecond }
 
+// storableText reports whether PostgreSQL can store s as text.
+func storableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
 // Normalize fills defaults and canonical forms before validation.
 func (s *Spec) Normalize() {
 	s.Name = strings.TrimSpace(s.Name)
@@ -98,6 +104,12 @@ func (s *Spec) Normalize() {
 func (s Spec) Validate() error {
 	if s.Name == "" || len([]rune(s.Name)) > MaxNameLen {
 		return apperr.InvalidField("name", "must be 1 to %d characters", MaxNameLen)
+	}
+	if !storableText(s.Name) {
+		return apperr.InvalidField("name", "must be valid UTF-8 without NUL characters")
+	}
+	if !storableText(s.URL) {
+		return apperr.InvalidField("url", "must be valid UTF-8 without NUL characters")
 	}
 	if err := validateURL(s.URL); err != nil {
 		return err

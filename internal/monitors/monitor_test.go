@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/monitors"
 )
 
@@ -224,3 +225,18 @@ func TestMonitorDurations(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Text PostgreSQL cannot store is the client's mistake (422 on the named
+// field), not a server error.
+func TestSpecRefusesUnstorableText(t *testing.T) {
+	t.Parallel()
+	for _, s := range []monitors.Spec{
+		{Name: "a\x00b", URL: "https://example.com/", Enabled: true},
+		{Name: "a\xffb", URL: "https://example.com/", Enabled: true},
+		{Name: "ok", URL: "https://example.com/\x00", Enabled: true},
+	} {
+		s.Normalize()
+		err := s.Validate()
+		require.Equal(t, apperr.Invalid, apperr.CodeOf(err), "%q %q", s.Name, s.URL)
+	}
+}
