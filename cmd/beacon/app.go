@@ -22,6 +22,7 @@ import (
 	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/httpapi"
+	"github.com/beaconhq/beacon/internal/idempotency"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/netguard"
@@ -224,7 +225,8 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 			Log: a.log, Version: buildVersion(), Telemetry: tel,
 			Monitors: &monitors.Service{Store: store, Jobs: a.jobs},
 			Jobs:     a.jobs, Waiter: a.waiter, Ready: a.ready, Gate: a.probe.SchemaError,
-			Auth: a.auth, RiverUI: a.riverUI, TrustedProxies: cfg.TrustedProxies,
+			Idempotency: idempotency.New(a.pool),
+			Auth:        a.auth, RiverUI: a.riverUI, TrustedProxies: cfg.TrustedProxies,
 			Events: realtime.Handler(a.hub, func(r *http.Request) (auth.Principal, error) {
 				return httpapi.AuthenticateRequest(a.auth, r)
 			}),

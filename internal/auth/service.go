@@ -502,12 +502,24 @@ type Client struct {
 
 // CreateClient makes a client for a user and returns its secret, once.
 func (s *Service) CreateClient(ctx context.Context, userID int64, name string) (Client, error) {
+	var c Client
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		c, err = s.CreateClientTx(ctx, tx, userID, name)
+		return err
+	})
+	return c, err
+}
+
+// CreateClientTx is CreateClient in tx, for a caller that stores more in
+// the same transaction (an idempotent request's answer).
+func (s *Service) CreateClientTx(ctx context.Context, tx pgx.Tx, userID int64, name string) (Client, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 {
 		return Client{}, apperr.InvalidField("name", "must be 1 to 200 characters")
 	}
 	c := Client{UserID: userID, Name: name, ClientID: "bcn_" + randomToken()[:20], Secret: randomToken()}
-	err := s.pool.QueryRow(ctx, `INSERT INTO api_clients (user_id, name, client_id, secret_hash) VALUES ($1, $2, $3, $4)
+	err := tx.QueryRow(ctx, `INSERT INTO api_clients (user_id, name, client_id, secret_hash) VALUES ($1, $2, $3, $4)
 		RETURNING id, created_at`, userID, name, c.ClientID, hashToken(c.Secret)).Scan(&c.ID, &c.CreatedAt)
 	if err != nil {
 		return Client{}, fmt.Errorf("create client: %w", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/httpapi"
+	"github.com/beaconhq/beacon/internal/idempotency"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/netguard"
@@ -98,7 +99,7 @@ func setup(tb testing.TB, o setupOpts) *testBundle {
 		Log: log, Version: "test",
 		Monitors: &monitors.Service{Store: store, Jobs: client}, Jobs: client,
 		Ready: probe.Ready, Gate: probe.SchemaError, Telemetry: o.telemetry,
-		Auth: svc, RiverUI: riverUIStub,
+		Auth: svc, RiverUI: riverUIStub, Idempotency: idempotency.New(pool),
 	}
 	h, _ := httpapi.NewServer(deps)
 	srv := httptest.NewServer(h)
@@ -179,6 +180,12 @@ func (b *testBundle) do(tb testing.TB, method, path string, body any) response {
 	tb.Helper()
 	resp, err := b.server.Client().Do(b.request(tb, method, path, body))
 	require.NoError(tb, err)
+	return readResponse(tb, resp)
+}
+
+// readResponse reads and closes resp.
+func readResponse(tb testing.TB, resp *http.Response) response {
+	tb.Helper()
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(tb, err)

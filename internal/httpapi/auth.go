@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/beaconhq/beacon/internal/auth"
 )
@@ -328,6 +329,7 @@ func getMe(d Deps) func(context.Context, *struct{}) (*meOutput, error) {
 }
 
 type clientBody struct {
+	IdempotencyHeader
 	Body struct {
 		Name string `json:"name" minLength:"1" maxLength:"200" example:"ci-pipeline"`
 	}
@@ -347,9 +349,27 @@ type idPath struct {
 
 func createClient(d Deps) func(context.Context, *clientBody) (*clientOutput, error) {
 	return func(ctx context.Context, in *clientBody) (*clientOutput, error) {
-		c, err := d.Auth.CreateClient(ctx, owner(ctx), in.Body.Name)
+		if in.IdempotencyKey == "" || d.Idempotency == nil {
+			c, err := d.Auth.CreateClient(ctx, owner(ctx), in.Body.Name)
+			if err != nil {
+				return nil, problem(ctx, d.Log, bodyField(err))
+			}
+			return &clientOutput{Body: c}, nil
+		}
+		// The secret is not stored, not even for a retry: a retry answers
+		// the client without it (revoke it and create another if the
+		// first answer was lost).
+		var secret string
+		c, replayed, err := idempotent(ctx, d, in.IdempotencyKey, "create-client", in.Body, func(tx pgx.Tx) (auth.Client, error) {
+			c, err := d.Auth.CreateClientTx(ctx, tx, owner(ctx), in.Body.Name)
+			secret, c.Secret = c.Secret, ""
+			return c, err
+		})
 		if err != nil {
 			return nil, problem(ctx, d.Log, bodyField(err))
+		}
+		if !replayed {
+			c.Secret = secret
 		}
 		return &clientOutput{Body: c}, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/jobs"
@@ -82,28 +83,43 @@ func listMonitors(d Deps) func(context.Context, *struct {
 	}
 }
 
-func createMonitor(d Deps) func(context.Context, *struct{ Body MonitorBody }) (*struct {
+// CreateMonitorInput is a monitor to create.
+type CreateMonitorInput struct {
+	IdempotencyHeader
+	Body MonitorBody
+}
+
+// CreateMonitorOutput is the monitor created.
+type CreateMonitorOutput struct {
 	Location string `header:"Location"`
+	Replayed bool   `header:"Idempotent-Replayed" doc:"true when this answers a retry (same Idempotency-Key)"`
 	Body     monitors.Monitor
-}, error) {
-	return func(ctx context.Context, in *struct{ Body MonitorBody }) (*struct {
-		Location string `header:"Location"`
-		Body     monitors.Monitor
-	}, error) {
+}
+
+func createMonitor(d Deps) func(context.Context, *CreateMonitorInput) (*CreateMonitorOutput, error) {
+	return func(ctx context.Context, in *CreateMonitorInput) (*CreateMonitorOutput, error) {
 		b := in.Body
 		spec := monitors.Spec{
 			Name: b.Name, URL: b.URL, Method: b.Method, IntervalSeconds: b.IntervalSeconds,
 			TimeoutMS: b.TimeoutMS, ExpectedStatus: b.ExpectedStatus, Enabled: b.Enabled == nil || *b.Enabled,
 			PublicSlug: b.PublicSlug,
 		}
-		m, err := d.Monitors.Store.Create(ctx, owner(ctx), spec)
+		var (
+			m        monitors.Monitor
+			replayed bool
+			err      error
+		)
+		if in.IdempotencyKey == "" || d.Idempotency == nil {
+			m, err = d.Monitors.Store.Create(ctx, owner(ctx), spec)
+		} else {
+			m, replayed, err = idempotent(ctx, d, in.IdempotencyKey, "create-monitor", in.Body, func(tx pgx.Tx) (monitors.Monitor, error) {
+				return d.Monitors.Store.CreateTx(ctx, tx, owner(ctx), spec)
+			})
+		}
 		if err != nil {
 			return nil, problem(ctx, d.Log, bodyField(err))
 		}
-		return &struct {
-			Location string `header:"Location"`
-			Body     monitors.Monitor
-		}{Location: "/v1/monitors/" + strconv.FormatInt(m.ID, 10), Body: m}, nil
+		return &CreateMonitorOutput{Location: "/v1/monitors/" + strconv.FormatInt(m.ID, 10), Replayed: replayed, Body: m}, nil
 	}
 }
 
@@ -191,15 +207,27 @@ type runCheckOutput struct {
 // maxWait bounds how long a request may hold a connection for a check.
 const maxWait = 30
 
-func runCheck(d Deps) func(context.Context, *struct {
+// RunCheckInput asks for a check of a monitor now.
+type RunCheckInput struct {
 	MonitorIDPath
+	IdempotencyHeader
 	Wait int `query:"wait" minimum:"0" maximum:"30" doc:"Seconds to wait for the result (0: do not wait)"`
-}) (*runCheckOutput, error) {
-	return func(ctx context.Context, in *struct {
-		MonitorIDPath
-		Wait int `query:"wait" minimum:"0" maximum:"30" doc:"Seconds to wait for the result (0: do not wait)"`
-	}) (*runCheckOutput, error) {
-		id, err := d.Monitors.RunCheck(ctx, owner(ctx), in.ID)
+}
+
+func runCheck(d Deps) func(context.Context, *RunCheckInput) (*runCheckOutput, error) {
+	return func(ctx context.Context, in *RunCheckInput) (*runCheckOutput, error) {
+		var (
+			id  int64
+			err error
+		)
+		if in.IdempotencyKey == "" || d.Idempotency == nil {
+			id, err = d.Monitors.RunCheck(ctx, owner(ctx), in.ID)
+		} else {
+			// A retry follows the job the first request enqueued.
+			id, _, err = idempotent(ctx, d, in.IdempotencyKey, "run-check", in.ID, func(tx pgx.Tx) (int64, error) {
+				return d.Monitors.RunCheckTx(ctx, tx, owner(ctx), in.ID)
+			})
+		}
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/idempotency"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/telemetry"
@@ -33,6 +34,9 @@ type Deps struct {
 	Jobs     *river.Client[pgx.Tx]
 	// Waiter wakes run-check requests when their job ends; nil: they poll.
 	Waiter *jobs.Waiter
+	// Idempotency stores the answers of creating POSTs sent with an
+	// Idempotency-Key; nil: the header is ignored.
+	Idempotency *idempotency.Store
 	// Ready reports whether the process can serve: database reachable and
 	// schema current (the /readyz probe).
 	Ready func(context.Context) error

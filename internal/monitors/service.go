@@ -22,13 +22,20 @@ type Service struct {
 // not locked (a lock is a write, on every call): a monitor deleted before
 // its check runs cancels the job (CheckWorker).
 func (s *Service) RunCheck(ctx context.Context, owner, id int64) (int64, error) {
-	tx, err := s.Store.Pool().Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	var jobID int64
+	err := pgx.BeginFunc(ctx, s.Store.Pool(), func(tx pgx.Tx) error {
+		var err error
+		jobID, err = s.RunCheckTx(ctx, tx, owner, id)
+		return err
+	})
+	return jobID, err
+}
+
+// RunCheckTx is RunCheck in tx, for a caller that stores more in the same
+// transaction (an idempotent request's answer).
+func (s *Service) RunCheckTx(ctx context.Context, tx pgx.Tx, owner, id int64) (int64, error) {
 	var one int
-	err = tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner).Scan(&one)
+	err := tx.QueryRow(ctx, `SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, notFound(id)
 	}
@@ -41,9 +48,6 @@ func (s *Service) RunCheck(ctx context.Context, owner, id int64) (int64, error) 
 	opts.Metadata = jobs.Awaited
 	res, err := s.Jobs.InsertTx(ctx, tx, args, &opts)
 	if err != nil {
-		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("run check of monitor %d: %w", id, err)
 	}
 	return res.Job.ID, nil

@@ -63,11 +63,23 @@ func notFound(id int64) error {
 // Create validates spec and stores a new monitor of owner, due for a first
 // check now.
 func (s *Store) Create(ctx context.Context, owner int64, spec Spec) (Monitor, error) {
+	return s.create(ctx, s.pool, owner, spec)
+}
+
+// CreateTx is Create in tx, for a caller that stores more in the same
+// transaction (an idempotent request's answer).
+func (s *Store) CreateTx(ctx context.Context, tx pgx.Tx, owner int64, spec Spec) (Monitor, error) {
+	return s.create(ctx, tx, owner, spec)
+}
+
+func (s *Store) create(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, owner int64, spec Spec) (Monitor, error) {
 	spec.Normalize()
 	if err := spec.Validate(); err != nil {
 		return Monitor{}, err
 	}
-	m, err := scanMonitor(s.pool.QueryRow(ctx, `
+	m, err := scanMonitor(q.QueryRow(ctx, `
 		INSERT INTO monitors (owner_id, name, url, method, interval_seconds, timeout_ms, expected_status, enabled,
 			public_slug, next_check_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
