@@ -552,25 +552,23 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-// signIn gets an access token for the development admin.
+// signIn gets an access token for the development admin, once: /readyz
+// answered 200, so the first admin exists, and failed sign-ins count
+// towards the account's limit, so they are never retried in a loop.
 func (s *stack) signIn() {
 	s.t.Helper()
-	waitFor(s.t, 20*time.Second, "the first admin", func() bool {
-		resp, err := http.PostForm(s.beacon+"/v1/oauth/token", url.Values{
-			"grant_type": {"password"}, "username": {"admin@beacon.local"}, "password": {"beacon-dev-password"}})
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tok) != nil {
-			return false
-		}
-		s.token = tok.AccessToken
-		return s.token != ""
-	})
+	resp, err := http.PostForm(s.beacon+"/v1/oauth/token", url.Values{
+		"grant_type": {"password"}, "username": {"admin@beacon.local"}, "password": {"beacon-dev-password"}})
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		s.t.Fatalf("sign in as the development admin: %d %s", resp.StatusCode, body)
+	}
+	s.token = tok.AccessToken
 }
 
 func (s *stack) api(method, path, body string) (int, map[string]any) {

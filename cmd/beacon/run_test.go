@@ -99,27 +99,24 @@ func (p *process) stop(t *testing.T) error {
 }
 
 // signIn gets an access token for the development admin (the defaults
-// BEACON_ADMIN_EMAIL and BEACON_ADMIN_PASSWORD take in development).
-func signIn(t *testing.T, base string) string {
+// BEACON_ADMIN_EMAIL and BEACON_ADMIN_PASSWORD take in development), once:
+// the caller has waited for /readyz, which answers 200 only once the first
+// admin exists. Failed sign-ins count towards the account's limit, so they
+// are never retried in a loop.
+func (p *process) signIn(t *testing.T) string {
 	t.Helper()
 	form := url.Values{"grant_type": {"password"}, "username": {config.DevAdminEmail}, "password": {config.DevAdminPassword}}
-	var token string
-	require.Eventually(t, func() bool { // the first admin is created once the schema is current
-		resp, err := http.PostForm(base+"/v1/oauth/token", form)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tok) != nil {
-			return false
-		}
-		token = tok.AccessToken
-		return token != ""
-	}, 20*time.Second, 100*time.Millisecond, "could not sign in as the development admin")
-	return token
+	resp, err := http.PostForm("http://"+p.api+"/v1/oauth/token", form)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &tok) != nil || tok.AccessToken == "" {
+		t.Fatalf("sign in as the development admin: %d %s; output:\n%s", resp.StatusCode, body, p.out.String())
+	}
+	return tok.AccessToken
 }
 
 // getAs GETs url with a bearer token.
@@ -248,7 +245,7 @@ func TestAllServesAndChecksOnSchedule(t *testing.T) {
 	p.waitStatus(t, "http://"+p.api+"/readyz", 200)
 	p.waitStatus(t, "http://"+p.ops+"/readyz", 200)
 
-	token := signIn(t, "http://"+p.api)
+	token := p.signIn(t)
 	body := fmt.Sprintf(`{"name":"target","url":%q,"interval_seconds":10}`, tgt.URL)
 	req, err := http.NewRequest(http.MethodPost, "http://"+p.api+"/v1/monitors", strings.NewReader(body))
 	require.NoError(t, err)
@@ -316,7 +313,7 @@ func TestAPIWaitsForMigrations(t *testing.T) {
 	p.waitStatus(t, "http://"+p.api+"/readyz", 200)
 	s, _ = get(t, "http://"+p.api+"/v1/monitors")
 	require.Equal(t, 401, s, "serving, and private")
-	s, _ = getAs(t, signIn(t, "http://"+p.api), "http://"+p.api+"/v1/monitors")
+	s, _ = getAs(t, p.signIn(t), "http://"+p.api+"/v1/monitors")
 	require.Equal(t, 200, s)
 	require.NoError(t, p.stop(t))
 }
