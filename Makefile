@@ -30,10 +30,11 @@ e2e: collector ## telemetry contract tests: collector, Prometheus and exporters 
 browser: ## browser tests: dashboard, Swagger UI, River UI in Debian's Chromium (screenshots in test-results/)
 	@scripts/browser-test.sh
 
-lint: tools ## gofmt, go vet and staticcheck
+lint: tools ## gofmt, go vet, staticcheck and the OpenAPI document (Redocly, pinned in tools/openapi-lint)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags e2e ./...
 	$$($(GO) env GOPATH)/bin/staticcheck -tags e2e ./...
+	@GO=$(GO) tools/openapi-lint/lint.sh
 
 bench: ## benchmarks, 5 runs each, against a throwaway PostgreSQL; prints medians and what telemetry costs
 	@# Telemetry's first: the stats benchmark's month of rows keeps PostgreSQL busy for a while after.

@@ -444,7 +444,7 @@ func createUser(d Deps) func(context.Context, *userBody) (*struct {
 // UserPatch is what an admin may change of a user (JSON merge: absent
 // fields stay as they are).
 type UserPatch struct {
-	idPath
+	ID   int64 `path:"id" minimum:"1" doc:"User id"`
 	Body struct {
 		Role     *auth.Role `json:"role,omitempty" enum:"admin,member" doc:"New role; takes effect on the user's next request"`
 		Disabled *bool      `json:"disabled,omitempty" doc:"true: the user can no longer sign in, and their tokens stop working at once"`

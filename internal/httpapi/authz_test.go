@@ -243,3 +243,34 @@ func TestTokenEndpoint(t *testing.T) {
 	require.Equal(t, http.StatusOK, rv.StatusCode)
 	oauthError(post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh}}), 400, "invalid_grant")
 }
+
+// An admin disables, re-enables and demotes a user through the API; the
+// user's token follows at once.
+func TestAdminChangesUsers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{}) // b.token is a member's
+	admin := b.as(b.signIn(t, "root@example.org", auth.RoleAdmin))
+	other := b.as(b.signIn(t, "other-admin@example.org", auth.RoleAdmin))
+	id := func(c *testBundle) string {
+		r := c.do(t, http.MethodGet, "/v1/me", nil)
+		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		return fmt.Sprint(int64(r.json(t)["id"].(float64)))
+	}
+	memberID, otherID, adminID := id(b), id(other), id(admin)
+
+	r := admin.do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"disabled": true})
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Equal(t, true, r.json(t)["disabled"])
+	requireProblem(t, b.do(t, http.MethodGet, "/v1/me", nil), http.StatusUnauthorized)
+	r = admin.do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"disabled": false})
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/v1/me", nil).status)
+
+	r = admin.do(t, http.MethodPatch, "/v1/admin/users/"+otherID, map[string]any{"role": "member"})
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	requireProblem(t, other.do(t, http.MethodGet, "/v1/admin/users", nil), http.StatusForbidden)
+
+	requireProblem(t, admin.do(t, http.MethodPatch, "/v1/admin/users/"+adminID, map[string]any{"role": "member"}), http.StatusConflict)
+	requireProblem(t, admin.do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"role": "owner"}), http.StatusUnprocessableEntity)
+	requireProblem(t, admin.do(t, http.MethodPatch, "/v1/admin/users/424242", map[string]any{"disabled": true}), http.StatusNotFound)
+}

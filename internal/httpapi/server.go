@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 
@@ -78,6 +79,10 @@ func NewServer(d Deps) (http.Handler, huma.API) {
 	cfg.Info.Description = "Synthetic monitoring: monitors, scheduled HTTP checks, results and statistics. " +
 		"Every error is an RFC 9457 problem document."
 	cfg.OpenAPIPath = OpenAPIPath
+	// Relative: "Try it out" in /docs calls the origin that served the
+	// document, wherever Beacon is deployed.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "The server that serves this document"}}
+	cfg.Tags = apiTags()
 	cfg.Components.SecuritySchemes = securitySchemes()
 	// huma's own docs page loads its scripts from a CDN; ours is embedded.
 	cfg.DocsPath = ""
@@ -85,7 +90,8 @@ func NewServer(d Deps) (http.Handler, huma.API) {
 	cfg.CreateHooks = nil
 	api := humago.New(mux, cfg)
 	addRoutes(mux, api, d)
-	return instrument(d.Telemetry, recoverer(d.Log, logRequests(d.Log, mux))), api
+	documentErrors(api)
+	return instrument(d.Telemetry, recoverer(d.Log, logRequests(d.Log, plainErrors(mux)))), api
 }
 
 // untraced paths: probes, docs and the OpenAPI document are polled or
@@ -183,3 +189,161 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
 	})
 }
+
+// problemType is the media type of every error Beacon answers (RFC 9457).
+const problemType = "application/problem+json"
+
+// problemResponse documents an error response whose body is a problem
+// document shaped like T: huma.ErrorModel, or a type that extends it.
+func problemResponse[T any](api huma.API, description string) *huma.Response {
+	schema := api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[T](), true, "")
+	return &huma.Response{Description: description, Content: map[string]*huma.MediaType{problemType: {Schema: schema}}}
+}
+
+// documentErrors completes the documented errors of every operation, once
+// all are registered: an error response declared with a description only
+// (such as the 401 and 403 of private and admin operations) gets the
+// problem schema, and an operation without a default response gets one for
+// the errors it does not list.
+func documentErrors(api huma.API) {
+	oapi := api.OpenAPI()
+	fallback := problemResponse[huma.ErrorModel](api,
+		"Any other error, for example 404 (no such resource, or not yours), 409, 422 (invalid input) "+
+			"or 503 (not ready, or the database is unreachable; see Retry-After).")
+	for _, item := range oapi.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Put, item.Post, item.Delete, item.Options, item.Head, item.Patch, item.Trace} {
+			if op == nil {
+				continue
+			}
+			for code, resp := range op.Responses {
+				if (code == "default" || code[0] == '4' || code[0] == '5') && len(resp.Content) == 0 {
+					resp.Content = map[string]*huma.MediaType{problemType: fallback.Content[problemType]}
+				}
+			}
+			if op.Responses["default"] == nil {
+				op.Responses["default"] = fallback
+			}
+		}
+	}
+}
+
+// unrouted answers what no route takes: 405 with Allow when routes take the
+// path with other methods, else 404. Without it the catch-all "/" would
+// answer 404 to a wrong method, and net/http's ServeMux would answer 405 in
+// text/plain.
+func unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		allow := allowedMethods(mux, r)
+		if allow == "" {
+			handleNotFound(w, r)
+			return
+		}
+		w.Header().Set("Allow", allow)
+		writeProblem(w, http.StatusMethodNotAllowed, notAllowed(r, allow))
+	})
+}
+
+// allowedMethods lists, in Allow header form, the methods that a route other
+// than the catch-all takes for r's path; "" when there are none.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if _, pattern := mux.Handler(&http.Request{Method: m, URL: r.URL, Host: r.Host}); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
+}
+
+func notAllowed(r *http.Request, allow string) string {
+	detail := r.Method + " is not allowed on " + r.URL.Path
+	if allow != "" {
+		detail += "; allowed: " + allow
+	}
+	return detail
+}
+
+// plainErrors replaces error answers in text/plain or without a
+// Content-Type (net/http's http.Error and http.NotFound, which River UI and
+// the websocket library use) with problem documents of the same status,
+// keeping headers such as Allow. Errors with a body type of their own
+// (problem documents, River UI's JSON API) pass untouched.
+func plainErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pw := &problemWriter{ResponseWriter: w}
+		next.ServeHTTP(pw, r)
+		if pw.held == 0 {
+			return
+		}
+		var detail string
+		switch pw.held {
+		case http.StatusNotFound:
+			detail = "no route for " + r.Method + " " + r.URL.Path
+		case http.StatusMethodNotAllowed:
+			detail = notAllowed(r, w.Header().Get("Allow"))
+		default:
+			detail = plainDetail(pw.body)
+		}
+		w.Header().Del("Content-Length")
+		writeProblem(w, pw.held, detail)
+	})
+}
+
+// maxPlainDetail bounds how much of a replaced text/plain body is kept.
+const maxPlainDetail = 200
+
+// plainDetail is the first line of a text/plain error body.
+func plainDetail(body []byte) string {
+	line, _, _ := strings.Cut(string(body), "\n")
+	return strings.TrimSpace(strings.ToValidUTF8(line, ""))
+}
+
+// problemWriter holds back an error response that is not a problem document
+// (status >= 400, text/plain or no Content-Type) for plainErrors to replace.
+type problemWriter struct {
+	http.ResponseWriter
+	wrote bool
+	held  int    // status of the held-back error; 0: passing through
+	body  []byte // the start of the held-back body
+}
+
+func (p *problemWriter) WriteHeader(code int) {
+	if p.held != 0 { // superfluous: the held-back status stands
+		return
+	}
+	if p.wrote || code < 200 { // superfluous, or informational (1xx)
+		p.ResponseWriter.WriteHeader(code)
+		return
+	}
+	p.wrote = true
+	ct := p.Header().Get("Content-Type")
+	if code >= 400 && (ct == "" || strings.HasPrefix(ct, "text/plain")) {
+		p.held = code
+		return
+	}
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *problemWriter) Write(b []byte) (int, error) {
+	if !p.wrote {
+		p.WriteHeader(http.StatusOK)
+	}
+	if p.held != 0 {
+		if room := maxPlainDetail - len(p.body); room > 0 {
+			p.body = append(p.body, b[:min(room, len(b))]...)
+		}
+		return len(b), nil
+	}
+	return p.ResponseWriter.Write(b)
+}
+
+// FlushError keeps http.ResponseController from sending a held-back
+// error's headers early.
+func (p *problemWriter) FlushError() error {
+	if p.held != 0 {
+		return nil
+	}
+	return http.NewResponseController(p.ResponseWriter).Flush()
+}
+
+func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/beaconhq/beacon/internal/problem"
 	"github.com/beaconhq/beacon/internal/webasset"
 )
 
@@ -89,6 +90,9 @@ func Handler(prefix, specURL string) http.Handler {
 	}
 }
 
+// allow is the Allow header of every page and asset.
+const allow = "GET, HEAD"
+
 type handler struct {
 	prefix string
 	index  *webasset.Asset
@@ -96,14 +100,15 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Errors are RFC 9457 problem documents, like every error of the API.
 	a := h.lookup(r.URL.Path)
 	if a == nil {
-		http.NotFound(w, r)
+		problem.Write(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+		w.Header().Set("Allow", allow)
+		problem.Write(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
 		return
 	}
 

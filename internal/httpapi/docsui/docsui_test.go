@@ -1,6 +1,7 @@
 package docsui
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -175,6 +176,7 @@ func TestNotFound(t *testing.T) {
 		if res.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s = %d, want 404", target, res.StatusCode)
 		}
+		requireProblem(t, res, http.StatusNotFound, "GET "+target)
 	}
 }
 
@@ -188,6 +190,26 @@ func TestMethodNotAllowed(t *testing.T) {
 		if got := res.Header.Get("Allow"); got != "GET, HEAD" {
 			t.Errorf("POST %s: Allow = %q, want %q", target, got, "GET, HEAD")
 		}
+		requireProblem(t, res, http.StatusMethodNotAllowed, "POST "+target)
+	}
+}
+
+// requireProblem checks that res is an RFC 9457 problem document for status.
+func requireProblem(t *testing.T, res *http.Response, status int, req string) {
+	t.Helper()
+	if got := res.Header.Get("Content-Type"); got != "application/problem+json" {
+		t.Errorf("%s: Content-Type = %q, want application/problem+json", req, got)
+	}
+	var p struct {
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(readBody(t, res)), &p); err != nil {
+		t.Fatalf("%s: body is not JSON: %v", req, err)
+	}
+	if p.Status != status || p.Title == "" || p.Detail == "" {
+		t.Errorf("%s: problem = %+v, want status %d with a title and a detail", req, p, status)
 	}
 }
 
