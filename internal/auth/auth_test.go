@@ -36,6 +36,8 @@ type bundle struct {
 	svc   *auth.Service
 	clock *clock
 	user  auth.User
+	// replica is another API replica: a Service on the same database.
+	replica *auth.Service
 }
 
 const password = "a very good password"
@@ -49,7 +51,9 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	u, err := svc.CreateUser(context.Background(), "Ada@Example.org", password, auth.RoleMember)
 	require.NoError(t, err)
-	return &bundle{svc: svc, clock: c, user: u}
+	replica, err := auth.NewService(pool, auth.Config{Secret: secret, BcryptCost: 4, Now: c.Now})
+	require.NoError(t, err)
+	return &bundle{svc: svc, clock: c, user: u, replica: replica}
 }
 
 func requireOAuth(t *testing.T, err error, code string) *auth.OAuthError {

@@ -484,6 +484,10 @@ func (s *Service) DeleteUser(ctx context.Context, id int64) error {
 		}
 		return notifyUserChanged(ctx, tx, id)
 	})
+	if err == nil {
+		// This replica forgets at once; the others when they hear the NOTIFY.
+		s.users.forget(id)
+	}
 	return wrapUser("delete user", id, err)
 }
 

@@ -198,6 +198,8 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, c UserChange) (User,
 	if err != nil {
 		return User{}, wrapUser("update user", id, err)
 	}
+	// This replica forgets at once; the others when they hear the NOTIFY.
+	s.users.forget(id)
 	return u, nil
 }
 

@@ -18,10 +18,12 @@ func TestAccountChangesReachTokensAtOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- b.svc.RunInvalidation(ctx, nil) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-	require.Eventually(t, b.svc.InvalidationLive, 30*time.Second, 10*time.Millisecond, "listener up")
+	go func() { done <- b.replica.RunInvalidation(ctx, nil) }()
+	defer func() { cancel(); require.NoError(t, <-done); require.NoError(t, <-done) }()
+	require.Eventually(t, func() bool { return b.svc.InvalidationLive() && b.replica.InvalidationLive() },
+		30*time.Second, 10*time.Millisecond, "listeners up")
 
 	root, err := b.svc.CreateUser(ctx, "root@example.org", password, auth.RoleAdmin)
 	require.NoError(t, err)
@@ -32,17 +34,25 @@ func TestAccountChangesReachTokensAtOnce(t *testing.T) {
 	p, err := b.svc.Authenticate(ctx, tok.AccessToken) // now remembered
 	require.NoError(t, err)
 	require.True(t, p.IsAdmin())
+	p, err = b.replica.Authenticate(ctx, tok.AccessToken) // by the other replica too
+	require.NoError(t, err)
+	require.True(t, p.IsAdmin())
 
 	// eventually: the change is announced at commit and heard a moment later.
 	eventually := func(what string, ok func() bool) {
 		t.Helper()
 		require.Eventually(t, ok, 30*time.Second, 5*time.Millisecond, what)
 	}
+	// On the replica that makes a change, it holds as soon as the call returns.
 	member := auth.RoleMember
 	_, err = b.svc.UpdateUser(ctx, x.ID, auth.UserChange{Role: &member})
 	require.NoError(t, err)
-	eventually("demoted", func() bool {
-		p, err := b.svc.Authenticate(ctx, tok.AccessToken)
+	p, err = b.svc.Authenticate(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	require.False(t, p.IsAdmin(), "demoted at once")
+	// Another replica follows when it hears the NOTIFY, a moment later.
+	eventually("demoted on the other replica", func() bool {
+		p, err := b.replica.Authenticate(ctx, tok.AccessToken)
 		return err == nil && !p.IsAdmin()
 	})
 
