@@ -61,7 +61,7 @@ start() {
     local listen="''" p=5432
     if [ -n "$port" ]; then listen=127.0.0.1; p=$port; fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
-      -o "-p $p -k $dir -c listen_addresses=$listen -c fsync=off -c max_connections=300" start >/dev/null \
+      -o "-p $p -k $dir -c listen_addresses=$listen -c fsync=${PG_FSYNC:-off} -c max_connections=300" start >/dev/null \
       || { tail -n 20 "$dir/postgres.log" >&2; die "could not start PostgreSQL (see $dir/postgres.log)"; }
   fi
   local p=${port:-5432}

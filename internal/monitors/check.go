@@ -67,6 +67,10 @@ func (c *Checker) Check(ctx context.Context, m Monitor) Result {
 	return r
 }
 
+// allowHint tells an operator watching a local or private service how to
+// allow it.
+const allowHint = " (an operator may allow private ranges with BEACON_CHECK_ALLOW_CIDRS)"
+
 // classify turns a transport error into a kind and a message for the
 // monitor's owner. The URL is left out: its query string may hold secrets.
 func classify(ctx context.Context, err error) (kind, msg string) {
@@ -83,9 +87,9 @@ func classify(ctx context.Context, err error) (kind, msg string) {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return "timeout", "no complete response within the timeout"
 	case errors.As(err, &refused):
-		return "refused", "destination refused by policy: " + refused.Reason
+		return "refused", "destination refused by policy: " + refused.Reason + allowHint
 	case errors.Is(err, netguard.ErrRefused):
-		return "refused", "destination refused by policy"
+		return "refused", "destination refused by policy" + allowHint
 	case errors.Is(err, netguard.ErrTooManyRedirects):
 		return "redirect", "too many redirects"
 	case errors.Is(err, netguard.ErrRedirectScheme):

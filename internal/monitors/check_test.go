@@ -424,6 +424,7 @@ func TestCheckerSSRF(t *testing.T) {
 		r := strict().Check(context.Background(), monitorFor(t, tg.URL+"/admin"+secretQuery))
 		requireFailure(t, r, "refused")
 		require.Contains(t, r.Error, "loopback address")
+		require.Contains(t, r.Error, "BEACON_CHECK_ALLOW_CIDRS", "the refusal says how to allow it")
 		require.Zero(t, tg.hits.Load(), "the refused target must never see the request")
 	})
 
