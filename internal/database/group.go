@@ -37,7 +37,8 @@ type groupCall[T, R any] struct {
 
 // Do queues item and returns its result once the call of Fn that took it
 // has returned. If Fn fails for several items, each is tried again alone,
-// so that an error is only the item's that caused it. If ctx ends first,
+// so that an error is only the item's that caused it (unless PostgreSQL is
+// unreachable: then every item gets the error at once). If ctx ends first,
 // Do returns ctx's error; the item may still be handled.
 func (g *Group[T, R]) Do(ctx context.Context, item T) (R, error) {
 	c := &groupCall[T, R]{ctx: ctx, item: item, done: make(chan error, 1)}
@@ -74,8 +75,14 @@ func (g *Group[T, R]) run() {
 		}
 		g.mu.Unlock()
 		err := g.call(calls)
-		if err != nil && len(calls) > 1 {
+		// Alone, an item may succeed where its group failed; not while the
+		// database is unreachable, and not for a caller that gave up.
+		if err != nil && len(calls) > 1 && !Unavailable(err) {
 			for _, c := range calls {
+				if c.ctx.Err() != nil {
+					c.done <- c.ctx.Err()
+					continue
+				}
 				c.done <- g.call([]*groupCall[T, R]{c})
 			}
 			continue

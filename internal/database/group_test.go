@@ -3,6 +3,7 @@ package database_test
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -86,4 +87,43 @@ func TestGroupCallerGivesUp(t *testing.T) {
 	v, err := g.Do(context.Background(), 2)
 	require.NoError(t, err)
 	require.Equal(t, 2, v)
+}
+
+// While PostgreSQL is unreachable, a failed group is not retried item by
+// item: every caller gets the error at once.
+func TestGroupUnavailableIsNotRetriedAlone(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var (
+		mu    sync.Mutex
+		calls int
+	)
+	g := &database.Group[int, int]{Fn: func(_ context.Context, items []int) ([]int, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			<-release
+			return items, nil
+		}
+		return nil, io.ErrUnexpectedEOF // the connection went away
+	}}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = g.Do(ctx, 0) })
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return calls == 1 }, 30*time.Second, time.Millisecond)
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = g.Do(ctx, i+1) })
+	}
+	require.Eventually(t, func() bool { return g.Queued() == 5 }, 30*time.Second, time.Millisecond, "queued")
+	close(release)
+	wg.Wait()
+	for _, err := range errs {
+		require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 2, calls, "one call for the held item, one for the group: no retries alone")
 }
