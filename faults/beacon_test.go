@@ -84,7 +84,7 @@ func (s *suite) startBeacon(t *testing.T, name, role string, env envMap) *beacon
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if out := strings.TrimSpace(b.out.tail(30)); t.Failed() && out != "" {
+		if out := strings.TrimSpace(b.out.Last(30)); t.Failed() && out != "" {
 			t.Logf("%s output (tail):\n%s", b.name, indent(out))
 		}
 		if _, err := b.terminate(30 * time.Second); err != nil && !strings.Contains(err.Error(), "exited unexpectedly") {

@@ -79,7 +79,7 @@ func testCollectorUnreachable(t *testing.T, s *suite) {
 			}
 			t.Logf("%d GETs in %s (%s, slowest %s); RSS %d MB -> %d MB; %d \"telemetry export failing\" log lines",
 				len(results), results[len(results)-1].end.Sub(results[0].start).Round(time.Millisecond), tally(results),
-				slowest.Round(time.Millisecond), before>>20, after>>20, all.out.count("telemetry export failing"))
+				slowest.Round(time.Millisecond), before>>20, after>>20, all.out.Count("telemetry export failing"))
 			if after-before > maxGrowth {
 				t.Errorf("RSS grew by %d MB during %d requests with the collector %s (bound: %d MB)", (after-before)>>20, len(results), tc.name, maxGrowth>>20)
 			}

@@ -117,10 +117,10 @@ func chooseRescueAfter(t *testing.T, s *suite, db *database) time.Duration {
 		return want
 	}
 	p.kill()
-	if !strings.Contains(p.out.tail(5), "BEACON_JOB_RESCUE_AFTER") {
+	if !strings.Contains(p.out.Last(5), "BEACON_JOB_RESCUE_AFTER") {
 		t.Fatalf("beacon worker with BEACON_JOB_RESCUE_AFTER=%s neither started nor refused the value:\n%s", want, p.tail())
 	}
 	accepted := (monitors.LongestJobTimeout + time.Second).Truncate(time.Second)
-	t.Logf("BEACON_JOB_RESCUE_AFTER=%s is refused (%s); using %s", want, strings.TrimSpace(p.out.tail(1)), accepted)
+	t.Logf("BEACON_JOB_RESCUE_AFTER=%s is refused (%s); using %s", want, strings.TrimSpace(p.out.Last(1)), accepted)
 	return accepted
 }

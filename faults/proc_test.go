@@ -8,54 +8,19 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/beaconhq/beacon/internal/harness"
 )
-
-// tailBuffer keeps the last bytes a child wrote, for failure messages.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-// Write implements io.Writer.
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// tail returns the last n lines.
-func (t *tailBuffer) tail(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(string(t.buf), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// count returns how many kept lines contain s.
-func (t *tailBuffer) count(s string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Count(string(t.buf), s)
-}
 
 // proc is a child process: its own process group, killed if we die, its
 // output kept for failure messages.
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	out      *tailBuffer
+	out      *harness.Tail
 	done     chan struct{} // closed when it has exited
 	waitErr  error         // valid once done is closed
 	stopping atomic.Bool   // we asked it to end: its exit is expected
@@ -64,7 +29,7 @@ type proc struct {
 }
 
 func startProc(name, path string, args, env []string) (*proc, error) {
-	p := &proc{name: name, out: &tailBuffer{max: 512 << 10}, done: make(chan struct{})}
+	p := &proc{name: name, out: &harness.Tail{Max: 512 << 10}, done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout = p.out
@@ -98,7 +63,7 @@ func (p *proc) exited() error {
 
 // tail is the end of the child's output, for failure messages.
 func (p *proc) tail() string {
-	return indent(p.out.tail(30))
+	return indent(p.out.Last(30))
 }
 
 // kill sends SIGKILL and waits until the process is gone.

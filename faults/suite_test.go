@@ -6,12 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beaconhq/beacon/internal/config"
+	"github.com/beaconhq/beacon/internal/harness"
 )
 
 // suite is what the scenarios share: the beacon binary, a PostgreSQL
@@ -51,7 +50,7 @@ func newSuite(t *testing.T) *suite {
 	defer cancel()
 	s := &suite{}
 	var err error
-	if s.root, err = findRoot(); err != nil {
+	if s.root, err = harness.ModuleRoot(); err != nil {
 		t.Fatal(err)
 	}
 	if s.work = os.Getenv("FAULTS_WORKDIR"); s.work == "" {
@@ -86,26 +85,6 @@ func newSuite(t *testing.T) *suite {
 	}
 	t.Cleanup(s.target.close)
 	return s
-}
-
-// findRoot returns the repository root, searched upwards from here.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for range 64 {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/beaconhq/beacon\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "", errors.New("run from inside the Beacon repository")
 }
 
 // buildBeacon compiles cmd/beacon once for the whole suite.

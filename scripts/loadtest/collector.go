@@ -50,5 +50,5 @@ func (r *runner) startCollector(ctx context.Context, binary string) (*collectorP
 
 // sawTraces reports whether the debug exporter logged a batch of spans.
 func (c *collectorProc) sawTraces() bool {
-	return c.out.contains(`"spans"`) || c.out.contains("Traces")
+	return c.out.Count(`"spans"`) > 0 || c.out.Count("Traces") > 0
 }

@@ -21,18 +21,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/beaconhq/beacon/internal/config"
+	"github.com/beaconhq/beacon/internal/harness"
 )
 
 // options are the sizes of one run.
@@ -105,7 +104,7 @@ func run(ctx context.Context, opts options) int {
 		logf("%v", err)
 		return 1
 	}
-	root, err := findRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		logf("%v", err)
 		return 1
@@ -147,25 +146,4 @@ func run(ctx context.Context, opts options) int {
 		return 1
 	}
 	return 0
-}
-
-// findRoot returns the Beacon module's root, searched from the working
-// directory upwards.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for range 64 {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/beaconhq/beacon\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "", errors.New("run from inside the Beacon repository (no go.mod of github.com/beaconhq/beacon above the working directory)")
 }

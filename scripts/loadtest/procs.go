@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,55 +12,19 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/beaconhq/beacon/internal/harness"
 )
 
-// tailBuffer keeps the last bytes written to it: a child's output, for the
-// error message when the child fails.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-// Write implements io.Writer.
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-// tail returns the last n lines.
-func (t *tailBuffer) tail(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(string(t.buf), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// contains reports whether the kept output contains s.
-func (t *tailBuffer) contains(s string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return bytes.Contains(t.buf, []byte(s))
-}
-
-// proc is a child process. Its output is kept in a tailBuffer; one goroutine
+// proc is a child process. Its output is kept in a harness.Tail; one goroutine
 // per process waits for it and ends when it exits (stop makes sure it does).
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	out      *tailBuffer
+	out      *harness.Tail
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // valid after done
 	stopping atomic.Bool
@@ -70,7 +33,7 @@ type proc struct {
 // startProc starts a child in its own process group (a terminal's Ctrl-C
 // reaches us only; we stop children in order), killed if we die first.
 func startProc(name, path string, args, env []string) (*proc, error) {
-	p := &proc{name: name, out: &tailBuffer{max: 256 << 10}, done: make(chan struct{})}
+	p := &proc{name: name, out: &harness.Tail{Max: 256 << 10}, done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Env = env
 	p.cmd.Stdout = p.out
@@ -94,7 +57,7 @@ func (p *proc) exited() error {
 		if p.stopping.Load() {
 			return nil
 		}
-		return fmt.Errorf("%s exited unexpectedly (%v); last output:\n%s", p.name, p.waitErr, p.out.tail(30))
+		return fmt.Errorf("%s exited unexpectedly (%v); last output:\n%s", p.name, p.waitErr, p.out.Last(30))
 	default:
 		return nil
 	}
@@ -118,13 +81,13 @@ func (p *proc) stop(grace time.Duration) error {
 	select {
 	case <-p.done:
 		if p.waitErr != nil {
-			return fmt.Errorf("%s stopped with %v; last output:\n%s", p.name, p.waitErr, p.out.tail(30))
+			return fmt.Errorf("%s stopped with %v; last output:\n%s", p.name, p.waitErr, p.out.Last(30))
 		}
 		return nil
 	case <-timer.C:
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
-		return fmt.Errorf("%s did not stop within %s and was killed; last output:\n%s", p.name, grace, p.out.tail(30))
+		return fmt.Errorf("%s did not stop within %s and was killed; last output:\n%s", p.name, grace, p.out.Last(30))
 	}
 }
 
@@ -260,7 +223,7 @@ func waitReady(ctx context.Context, p *proc, url string, timeout time.Duration) 
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	notReady := func() error {
-		return fmt.Errorf("%s not ready after %s at %s; last saw %s; last output:\n%s", p.name, timeout, url, lastSeen, p.out.tail(30))
+		return fmt.Errorf("%s not ready after %s at %s; last saw %s; last output:\n%s", p.name, timeout, url, lastSeen, p.out.Last(30))
 	}
 	for range int(timeout/every) + 2 {
 		if err := p.exited(); err != nil {
