@@ -59,6 +59,8 @@ type Config struct {
 	AdminPassword string        // BEACON_ADMIN_PASSWORD (a secret)
 	AccessTTL     time.Duration // BEACON_ACCESS_TOKEN_TTL
 	RefreshTTL    time.Duration // BEACON_REFRESH_TOKEN_TTL
+
+	PyroscopeURL string // BEACON_PYROSCOPE_URL: continuous profiling off when empty (may hold credentials: never log it)
 }
 
 // Development defaults for the first admin, so `make run` can log in. They
@@ -101,6 +103,7 @@ var Vars = []Var{
 	{"BEACON_ADMIN_PASSWORD", "", "first admin's password, >= 12 characters; required in production (development: " + DevAdminPassword + ")"},
 	{"BEACON_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens (1m-24h)"},
 	{"BEACON_REFRESH_TOKEN_TTL", "720h", "lifetime of refresh tokens (1h-8760h)"},
+	{"BEACON_PYROSCOPE_URL", "", "Pyroscope server to push CPU, memory, mutex and block profiles to, e.g. `http://pyroscope:4040` (default: profiling off)"},
 }
 
 // Load reads the configuration through getenv. The error names the variable
@@ -218,6 +221,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.RefreshTTL, err = duration(get("BEACON_REFRESH_TOKEN_TTL"), time.Hour, 365*24*time.Hour); err != nil {
 		fail("BEACON_REFRESH_TOKEN_TTL", "%v", err)
+	}
+	if c.PyroscopeURL = get("BEACON_PYROSCOPE_URL"); c.PyroscopeURL != "" {
+		// Never echo the value: it may carry credentials.
+		if u, err := url.Parse(c.PyroscopeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fail("BEACON_PYROSCOPE_URL", "is not an http(s) URL like http://pyroscope:4040")
+		}
 	}
 	c.JWTSecret = getenv("BEACON_JWT_SECRET")
 	c.AdminEmail = strings.TrimSpace(getenv("BEACON_ADMIN_EMAIL"))

@@ -80,6 +80,7 @@ type Telemetry struct {
 
 	shutdowns []func(context.Context) error
 	flushes   []func(context.Context) error
+	opts      Options // what New was given (StartProfiling tags profiles with it)
 }
 
 // New sets up telemetry. Call Shutdown before exit to flush what is buffered.
@@ -90,6 +91,7 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 	t := &Telemetry{
 		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		opts:       o,
 	}
 	stdout := stdoutHandler(o.LogWriter, o.LogFormat, o.LogLevel)
 
