@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Browser tests (`make browser`): builds beacon, starts a throwaway PostgreSQL
 # and `beacon all` (API, workers, dashboard) on free loopback ports, then runs
-# e2e/browser/ with node's test runner in Debian's Chromium (playwright-core,
-# never a downloaded browser). Logs and screenshots go to test-results/.
+# e2e/browser/*.test.mjs with node's test runner in Debian's Chromium
+# (playwright-core, never a downloaded browser). Checks may reach 127.0.0.0/8
+# only (BEACON_CHECK_ALLOW_CIDRS), where the tests serve their targets.
+# Logs and screenshots go to test-results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -100,5 +102,6 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
+# One file at a time: they share the server and the development admin.
 BEACON_API_URL=$api BEACON_DASHBOARD_URL=$dash BEACON_TEST_RESULTS=$results \
-  node --test --test-reporter=spec --test-timeout=600000 e2e/browser/
+  node --test --test-reporter=spec --test-concurrency=1 --test-timeout=600000 e2e/browser/

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,6 +27,8 @@ func newDashboard(cfg config.Config, apiURL string, tel *telemetry.Telemetry) (h
 		APIURL:        u,
 		Log:           tel.Logger.With("component", "dashboard"),
 		SecureCookies: cfg.Env == config.Production,
+		// A reverse proxy in front of the dashboard names the browser.
+		TrustedProxies: cfg.TrustedProxies,
 		Transport: otelhttp.NewTransport(http.DefaultTransport.(*http.Transport).Clone(),
 			otelhttp.WithTracerProvider(tel.TracerProvider),
 			otelhttp.WithMeterProvider(tel.MeterProvider),
@@ -102,9 +105,13 @@ func serveDashboard(ctx context.Context, env environment) error {
 	return runErr
 }
 
-// apiReady asks the API's readiness probe.
+// apiReady asks the API's readiness probe (the caller bounds the time).
 func apiReady(ctx context.Context, apiURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/readyz", nil)
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		return fmt.Errorf("API URL: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.JoinPath("/readyz").String(), nil)
 	if err != nil {
 		return err
 	}
@@ -112,6 +119,7 @@ func apiReady(ctx context.Context, apiURL string) error {
 	if err != nil {
 		return fmt.Errorf("API unreachable")
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("API not ready (%d)", resp.StatusCode)

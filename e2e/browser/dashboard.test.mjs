@@ -26,7 +26,8 @@ const SHOTS = path.join(process.env.BEACON_TEST_RESULTS || path.join(ROOT, 'test
 
 const LIVE_MS = 20_000; // live events and scheduled checks
 const UI_MS = 15_000; // ordinary UI waits
-const TEST_MS = 90_000; // whole test
+const SLOW_PAGE_MS = 60_000; // a heavy page (Swagger UI) on a busy machine
+const TEST_MS = 150_000; // whole test
 
 const run = crypto.randomBytes(4).toString('hex');
 const slug = `e2e-${run}`;
@@ -130,7 +131,8 @@ async function waitFor(fn, ms, what) {
 
 before(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
-  for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.rmSync(path.join(SHOTS, f));
+  // Only this file's screenshots (NN-name.png): newcomer.test.mjs keeps its own.
+  for (const f of fs.readdirSync(SHOTS)) if (/^\d{2}-.*\.png$/.test(f)) fs.rmSync(path.join(SHOTS, f));
 
   // The check target: 200 on every path, counting hits per path.
   const hits = new Map();
@@ -389,9 +391,10 @@ test('e. Swagger UI: authorize with the OAuth2 password flow, GET /v1/me answers
   const ctx = await newContext();
   try {
     const page = await ctx.newPage();
-    const res = await page.goto(`${API}/docs`);
+    // Swagger UI's 1.7 MB bundle takes a while to parse on a busy machine.
+    const res = await page.goto(`${API}/docs`, { timeout: SLOW_PAGE_MS });
     assert.equal(res.status(), 200);
-    await page.locator('.swagger-ui .info .title').waitFor({ state: 'visible' });
+    await page.locator('.swagger-ui .info .title').waitFor({ state: 'visible', timeout: SLOW_PAGE_MS });
     assert.match(await page.locator('.swagger-ui .info .title').innerText(), /Beacon/);
     await shot(page, 'swagger');
 

@@ -16,6 +16,11 @@
 // the "X-Requested-With: beacon" header every unsafe /api request must
 // carry (a cross-site page cannot set it without a CORS preflight, which the
 // dashboard never grants).
+//
+// Every refusal, the dashboard's own or the API's, is an RFC 9457 problem
+// document (internal/problem), so the UI reads errors one way. A browser
+// that navigates to River UI without a session is the exception: it is sent
+// to the sign-in page, which brings it back.
 package dashboard
 
 import (
@@ -23,8 +28,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
+
+	"github.com/beaconhq/beacon/internal/problem"
 )
 
 // Options configure the dashboard.
@@ -41,6 +49,10 @@ type Options struct {
 	// Transport carries every request to the API (for telemetry); nil means
 	// a clone of http.DefaultTransport.
 	Transport http.RoundTripper
+	// TrustedProxies are the peers (a reverse proxy in front of the
+	// dashboard) whose X-Forwarded-For names the browser; the sign-in passes
+	// the browser's address on to the API for its rate limits.
+	TrustedProxies []netip.Prefix
 }
 
 // tokenTimeout bounds a call to the token or revocation endpoint.
@@ -78,6 +90,7 @@ func New(opts Options) (http.Handler, error) {
 		cookies: cookieJar{
 			secure: opts.SecureCookies,
 		},
+		trusted: opts.TrustedProxies,
 	}
 	s.proxy = newProxy(&api, opts.Transport, s)
 	return s.routes(), nil
@@ -89,6 +102,7 @@ type server struct {
 	tokens  *tokenClient
 	cookies cookieJar
 	proxy   http.Handler
+	trusted []netip.Prefix
 }
 
 // routes is the dashboard's whole HTTP surface.
@@ -104,12 +118,24 @@ func (s *server) routes() http.Handler {
 	// Session: the only place tokens are handled.
 	mux.HandleFunc("POST /auth/login", s.handleLogin)
 	mux.HandleFunc("POST /auth/logout", s.handleLogout)
+	mux.HandleFunc("/auth/login", onlyPost)
+	mux.HandleFunc("/auth/logout", onlyPost)
 
 	// The API, with the session's access token (/api/events is the
 	// websocket: ReverseProxy relays upgrades).
 	mux.Handle("/api/", s.apiGuard(s.proxy))
 	mux.Handle("/riverui/", s.riverGuard(s.proxy))
+
+	// Anything else is a problem too, not net/http's plain text.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, http.StatusNotFound, "no such page: "+r.URL.Path)
+	})
 	return mux
+}
+
+func onlyPost(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	problem.Write(w, http.StatusMethodNotAllowed, "use POST")
 }
 
 func handleHealthz(w http.ResponseWriter, _ *http.Request) {

@@ -40,9 +40,11 @@ type fakeAPI struct {
 }
 
 const (
-	testEmail    = "admin@beacon.local"
-	testPassword = "correct horse battery"
-	limitedEmail = "limited@beacon.local"
+	testEmail     = "admin@beacon.local"
+	testPassword  = "correct horse battery"
+	limitedEmail  = "limited@beacon.local"
+	startingEmail = "starting@beacon.local" // the API answers 503: not ready
+	brokenEmail   = "broken@beacon.local"   // the API answers 200 without a token
 )
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -115,7 +117,10 @@ func (f *fakeAPI) authed(next http.HandlerFunc) http.HandlerFunc {
 		f.mu.Unlock()
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="beacon", error="invalid_token"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]any{"title": "Unauthorized", "status": 401, "detail": "a valid access token is required"})
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"title":"Unauthorized","status":401,"detail":"a valid access token is required"}`)
 			return
 		}
 		next(w, r)
@@ -165,6 +170,11 @@ func (f *fakeAPI) token(w http.ResponseWriter, r *http.Request) {
 		case r.PostForm.Get("username") == limitedEmail:
 			w.Header().Set("Retry-After", "42")
 			writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "slow_down"})
+		case r.PostForm.Get("username") == startingEmail:
+			w.Header().Set("Retry-After", "3")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"title": "Service Unavailable", "status": 503})
+		case r.PostForm.Get("username") == brokenEmail:
+			writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer"})
 		case r.PostForm.Get("username") == testEmail && r.PostForm.Get("password") == testPassword:
 			writeJSON(w, http.StatusOK, f.issue())
 		default:
@@ -309,6 +319,29 @@ func readAll(t *testing.T, res *http.Response) string {
 	return string(b)
 }
 
+// assertProblem checks that res is an RFC 9457 problem with status and a
+// detail to show (containing detail when given), and returns the detail.
+func assertProblem(t *testing.T, res *http.Response, status int, detail string) string {
+	t.Helper()
+	body := readAll(t, res)
+	require.Equal(t, status, res.StatusCode, body)
+	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), body)
+	assert.Equal(t, "nosniff", res.Header.Get("X-Content-Type-Options"))
+	var p struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &p), body)
+	assert.Equal(t, status, p.Status, body)
+	assert.Equal(t, http.StatusText(status), p.Title, body)
+	assert.NotEmpty(t, p.Detail, body)
+	assert.Contains(t, p.Detail, detail, body)
+	assert.NotContains(t, body, `"error"`, "one error format: no {\"error\": ...}")
+	return p.Detail
+}
+
 func cookiesByName(res *http.Response) map[string]*http.Cookie {
 	out := map[string]*http.Cookie{}
 	for _, c := range res.Cookies() {
@@ -366,9 +399,8 @@ func TestLoginRefused(t *testing.T) {
 		{"empty", "", ""},
 	} {
 		res := b.login(t, tc.email, tc.password)
-		require.Equal(t, http.StatusUnauthorized, res.StatusCode, tc.name)
-		assert.Equal(t, "application/json", res.Header.Get("Content-Type"), tc.name)
-		assert.JSONEq(t, `{"error":"invalid email or password"}`, readAll(t, res), tc.name)
+		assertProblem(t, res, http.StatusUnauthorized, "invalid email or password")
+		assert.Equal(t, "no-store", res.Header.Get("Cache-Control"), tc.name)
 		assert.Empty(t, res.Cookies(), tc.name)
 	}
 }
@@ -377,10 +409,27 @@ func TestLoginRateLimitPassesRetryAfter(t *testing.T) {
 	t.Parallel()
 	b := setup(t, false)
 	res := b.login(t, limitedEmail, "whatever")
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	assertProblem(t, res, http.StatusTooManyRequests, "too many failed sign-ins")
 	assert.Equal(t, "42", res.Header.Get("Retry-After"))
-	assert.Contains(t, readAll(t, res), `"error"`)
 	assert.Empty(t, res.Cookies())
+}
+
+func TestLoginWhileAPIStarts(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	res := b.login(t, startingEmail, "whatever")
+	assertProblem(t, res, http.StatusServiceUnavailable, "not ready")
+	assert.Equal(t, "3", res.Header.Get("Retry-After"))
+	assert.Empty(t, res.Cookies())
+}
+
+func TestLoginWithBrokenTokenResponse(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	res := b.login(t, brokenEmail, "whatever")
+	assertProblem(t, res, http.StatusBadGateway, "the API is unavailable")
+	assert.Empty(t, res.Cookies())
+	assert.Contains(t, b.logs.String(), "token response without an access token")
 }
 
 func TestLoginRejectsBadRequests(t *testing.T) {
@@ -389,23 +438,30 @@ func TestLoginRejectsBadRequests(t *testing.T) {
 	asJSON := []string{"Content-Type", "application/json"}
 
 	res := b.do(t, http.MethodPost, "/auth/login", `{"email":`, nil, asJSON...)
-	assert.Equal(t, http.StatusBadRequest, res.StatusCode, "malformed JSON")
+	assertProblem(t, res, http.StatusBadRequest, "JSON object with email and password") // malformed JSON
 
 	huge := `{"email":"` + strings.Repeat("a", maxLoginBody) + `","password":"x"}`
 	res = b.do(t, http.MethodPost, "/auth/login", huge, nil, asJSON...)
-	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "body over 1 MiB")
+	assertProblem(t, res, http.StatusRequestEntityTooLarge, "too large") // body over 1 MiB
 
 	res = b.do(t, http.MethodPost, "/auth/login", "email=a&password=b", nil, "Content-Type", "application/x-www-form-urlencoded")
-	assert.Equal(t, http.StatusUnsupportedMediaType, res.StatusCode, "a cross-site form cannot post JSON")
+	assertProblem(t, res, http.StatusUnsupportedMediaType, "application/json") // a cross-site form cannot post JSON
 
 	res = b.login(t, testEmail, testPassword, "Origin", "https://evil.example")
-	assert.Equal(t, http.StatusForbidden, res.StatusCode, "cross-origin")
+	assertProblem(t, res, http.StatusForbidden, "cross-origin")
 	assert.Empty(t, res.Cookies())
 	res = b.login(t, testEmail, testPassword, "Origin", "null")
-	assert.Equal(t, http.StatusForbidden, res.StatusCode, "opaque origin")
+	assertProblem(t, res, http.StatusForbidden, "cross-origin") // opaque origin
 
 	res = b.do(t, http.MethodGet, "/auth/login", "", nil)
-	assert.Equal(t, http.StatusMethodNotAllowed, res.StatusCode)
+	assertProblem(t, res, http.StatusMethodNotAllowed, "POST")
+	assert.Equal(t, http.MethodPost, res.Header.Get("Allow"))
+	res = b.do(t, http.MethodGet, "/auth/logout", "", nil)
+	assertProblem(t, res, http.StatusMethodNotAllowed, "POST")
+
+	res = b.do(t, http.MethodPost, "/auth/logout", "", nil, "Origin", "https://evil.example")
+	assertProblem(t, res, http.StatusForbidden, "cross-origin")
+	assert.Empty(t, res.Cookies(), "a cross-site page cannot sign anyone out")
 }
 
 func TestLoginSameOrigin(t *testing.T) {
@@ -423,7 +479,7 @@ func TestLoginWhenAPIIsDown(t *testing.T) {
 	b := setup(t, false)
 	b.api.srv.Close()
 	res := b.login(t, testEmail, testPassword)
-	assert.Equal(t, http.StatusBadGateway, res.StatusCode)
+	assertProblem(t, res, http.StatusBadGateway, "the API is unavailable")
 	assert.Empty(t, res.Cookies())
 }
 
@@ -492,8 +548,7 @@ func TestProxyRequiresCSRFHeaderOnUnsafeMethods(t *testing.T) {
 
 	for _, method := range []string{http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
 		res := b.do(t, method, "/api/monitors", body, session, "Content-Type", "application/json")
-		assert.Equal(t, http.StatusForbidden, res.StatusCode, method)
-		assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), method)
+		assertProblem(t, res, http.StatusForbidden, "X-Requested-With")
 	}
 	res := b.do(t, http.MethodPost, "/api/monitors", body, session, "Content-Type", "application/json", "X-Requested-With", "something-else")
 	assert.Equal(t, http.StatusForbidden, res.StatusCode)
@@ -518,7 +573,7 @@ func TestProxyRefusesTokenEndpoints(t *testing.T) {
 	b := setup(t, false)
 	res := b.do(t, http.MethodPost, "/api/oauth/token", "grant_type=password&username="+testEmail+"&password="+url.QueryEscape(testPassword), nil,
 		"Content-Type", "application/x-www-form-urlencoded", "X-Requested-With", "beacon")
-	assert.Equal(t, http.StatusNotFound, res.StatusCode, "tokens must never reach page scripts")
+	assertProblem(t, res, http.StatusNotFound, "/auth/login") // tokens must never reach page scripts
 	refreshes, _ := b.api.counts()
 	assert.Zero(t, refreshes)
 }
@@ -632,8 +687,8 @@ func TestProxyAPIUnavailable(t *testing.T) {
 	b := setup(t, false)
 	b.api.srv.Close()
 	res := b.do(t, http.MethodGet, "/api/monitors", "", map[string]string{accessCookie: "at-1"})
-	assert.Equal(t, http.StatusBadGateway, res.StatusCode)
-	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+	assertProblem(t, res, http.StatusBadGateway, "the API is unavailable")
+	assert.Contains(t, b.logs.String(), "the API is unreachable")
 }
 
 func TestPublicStatusNeedsNoSession(t *testing.T) {
@@ -658,7 +713,88 @@ func TestRiverUIProxied(t *testing.T) {
 	assert.Equal(t, "Bearer "+at, seen[0].Header.Get("Authorization"))
 
 	res = b.do(t, http.MethodPost, "/riverui/api/jobs/cancel", "{}", map[string]string{accessCookie: at}, "Origin", "https://evil.example")
-	assert.Equal(t, http.StatusForbidden, res.StatusCode)
+	assertProblem(t, res, http.StatusForbidden, "cross-origin")
+	res = b.do(t, http.MethodPost, "/riverui/api/jobs/cancel", "{}", map[string]string{accessCookie: at})
+	assertProblem(t, res, http.StatusForbidden, "cross-origin") // no Origin: not from a page of this origin
+}
+
+// A person opening River UI without a session signs in first and comes
+// back; River UI's scripts and API clients still get the API's problem.
+func TestRiverUIWithoutSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	const html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+	for _, headers := range [][]string{
+		{"Accept", html}, // a browser without Fetch Metadata
+		{"Accept", html, "Sec-Fetch-Mode", "navigate"},
+		{"Accept", "*/*", "Sec-Fetch-Mode", "navigate"},
+	} {
+		res := b.do(t, http.MethodGet, "/riverui/jobs?state=running", "", nil, headers...)
+		require.Equal(t, http.StatusSeeOther, res.StatusCode, "%v", headers)
+		loc, err := url.Parse(res.Header.Get("Location"))
+		require.NoError(t, err)
+		assert.Equal(t, "/", loc.Path)
+		assert.Equal(t, "login", strings.TrimPrefix(loc.Fragment, "/"))
+		assert.Equal(t, "/riverui/jobs?state=running", loc.Query().Get("next"))
+		assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
+	}
+	assert.Empty(t, b.api.seen("/riverui/jobs"), "no session: the API is not asked")
+
+	// Scripts, API clients, and fetches that are not navigations.
+	for _, headers := range [][]string{
+		{"Accept", "application/json"},
+		{},
+		{"Accept", html, "Sec-Fetch-Mode", "cors"},
+	} {
+		res := b.do(t, http.MethodGet, "/riverui/api/jobs", "", nil, headers...)
+		assertProblem(t, res, http.StatusUnauthorized, "access token")
+	}
+	res := b.do(t, http.MethodPost, "/riverui/api/jobs/cancel", "{}", nil, "Accept", html, "Origin", b.dash.URL)
+	assertProblem(t, res, http.StatusUnauthorized, "access token")
+}
+
+// A session the API no longer accepts (its refresh token is spent) ends
+// on the sign-in page too, with the cookies cleared.
+func TestRiverUIExpiredSessionSignsInAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	at, rt := b.api.login()
+	b.api.expire(at)
+	b.api.mu.Lock()
+	b.api.refresh[rt] = false // spent: the refresh is refused
+	b.api.mu.Unlock()
+
+	res := b.do(t, http.MethodGet, "/riverui/", "", map[string]string{accessCookie: at, refreshCookie: rt}, "Accept", "text/html")
+	readAll(t, res)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	assert.Equal(t, "/?next=%2Friverui%2F#/login", res.Header.Get("Location"))
+	assert.Empty(t, res.Header.Get("WWW-Authenticate"))
+	cs := cookiesByName(res)
+	require.Contains(t, cs, refreshCookie, "the refused session's cookies are cleared")
+	assert.Negative(t, cs[refreshCookie].MaxAge)
+	require.Len(t, b.api.seen("/riverui/"), 1, "the API decided")
+
+	// Refreshable: no detour.
+	at, rt = b.api.login()
+	b.api.expire(at)
+	res = b.do(t, http.MethodGet, "/riverui/", "", map[string]string{accessCookie: at, refreshCookie: rt}, "Accept", "text/html")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "<p>river</p>", readAll(t, res))
+}
+
+// Only websockets are relayed as upgrades: any other protocol switch
+// reaches the API as a plain request.
+func TestNonWebsocketUpgradeIsNotRelayed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	at, _ := b.api.login()
+	res := b.do(t, http.MethodGet, "/riverui/jobs", "", map[string]string{accessCookie: at},
+		"Connection", "Upgrade", "Upgrade", "h2c")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	seen := b.api.seen("/riverui/jobs")
+	require.Len(t, seen, 1)
+	assert.Empty(t, seen[0].Header.Get("Upgrade"))
 }
 
 // upgrade opens a raw upgraded connection through the dashboard.
@@ -729,10 +865,12 @@ func TestPagesServedWithCSP(t *testing.T) {
 		// The CSP forbids inline scripts and styles: they would silently fail.
 		assert.NotRegexp(t, `<script[^>]*>[^<]|<style|\sstyle=`, body, tc.path)
 	}
-	for _, path := range []string{"/status/", "/status/a/b", "/nope", "/assets/index.html", "/assets/missing.js"} {
+	for _, path := range []string{"/status/", "/status/a/b", "/nope", "/assets/index.html", "/assets/missing.js", "/assets/"} {
 		res := b.do(t, http.MethodGet, path, "", nil)
-		assert.Equal(t, http.StatusNotFound, res.StatusCode, path)
+		assertProblem(t, res, http.StatusNotFound, "")
 	}
+	res := b.do(t, http.MethodPost, "/", "", nil)
+	assertProblem(t, res, http.StatusNotFound, "")
 }
 
 func TestAssets(t *testing.T) {
@@ -811,4 +949,52 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 	_, err := New(Options{APIURL: &url.URL{Scheme: "http", Host: "localhost:8080"}})
 	assert.NoError(t, err)
+}
+
+// TestModulesResolve: every import between the UI's ES modules names an
+// embedded file, and each page preloads every module it ends up loading
+// (one round trip instead of one per import level).
+func TestModulesResolve(t *testing.T) {
+	t.Parallel()
+	imports := regexp.MustCompile(`(?m)^import\s[^'"]*['"]\./([\w.-]+)['"];`)
+	preloads := regexp.MustCompile(`<link rel="modulepreload" href="/assets/([\w.-]+)">`)
+	deps := map[string][]string{}
+	entries, err := fs.ReadDir(static, "static")
+	require.NoError(t, err)
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".js") {
+			continue
+		}
+		b, err := static.ReadFile("static/" + e.Name())
+		require.NoError(t, err)
+		for _, m := range imports.FindAllStringSubmatch(string(b), -1) {
+			_, err := static.ReadFile("static/" + m[1])
+			require.NoError(t, err, "%s imports ./%s, which is not embedded", e.Name(), m[1])
+			deps[e.Name()] = append(deps[e.Name()], m[1])
+		}
+	}
+	require.NotEmpty(t, deps["app.js"])
+	for page, entry := range map[string]string{"index.html": "app.js", "status.html": "status.js"} {
+		html, err := static.ReadFile("static/" + page)
+		require.NoError(t, err)
+		preloaded := map[string]bool{}
+		for _, m := range preloads.FindAllStringSubmatch(string(html), -1) {
+			preloaded[m[1]] = true
+		}
+		seen := map[string]bool{}
+		var walk func(string)
+		walk = func(m string) {
+			for _, d := range deps[m] {
+				if !seen[d] {
+					seen[d] = true
+					assert.True(t, preloaded[d], "%s loads %s (through %s) but does not preload it", page, d, m)
+					walk(d)
+				}
+			}
+		}
+		walk(entry)
+		for m := range preloaded {
+			assert.True(t, seen[m], "%s preloads %s, which %s never imports", page, m, entry)
+		}
+	}
 }

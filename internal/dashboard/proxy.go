@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/beaconhq/beacon/internal/httpx"
 	"github.com/beaconhq/beacon/internal/problem"
 )
 
@@ -25,6 +26,9 @@ const (
 // the request context from the guard to the transport.
 type session struct {
 	access, refresh string
+	// signIn is where a River UI page load goes when the API refuses the
+	// session ("" for everything else).
+	signIn string
 }
 
 type sessionKey struct{}
@@ -63,16 +67,27 @@ func newProxy(api *url.URL, rt http.RoundTripper, s *server) http.Handler {
 			if sess := sessionFrom(pr.In.Context()); sess != nil && sess.access != "" {
 				pr.Out.Header.Set("Authorization", "Bearer "+sess.access)
 			}
-			if isUpgrade(pr.In) {
+			if httpx.IsUpgrade(pr.In) {
 				// The guard checked Origin against the dashboard's host; the
 				// API would compare it with its own host and refuse.
 				pr.Out.Header.Del("Origin")
+			} else {
+				// Only websockets are relayed (the guards check their
+				// origin); any other upgrade is sent as a plain request.
+				pr.Out.Header.Del("Connection")
+				pr.Out.Header.Del("Upgrade")
 			}
 		},
 		Transport: &authTransport{base: rt, tokens: s.tokens, cookies: s.cookies, log: s.log},
 		ModifyResponse: func(res *http.Response) error {
 			if res.Header.Get("X-Content-Type-Options") == "" {
 				res.Header.Set("X-Content-Type-Options", "nosniff")
+			}
+			if sess := sessionFrom(res.Request.Context()); res.StatusCode == http.StatusUnauthorized &&
+				sess != nil && sess.signIn != "" && navigation(res.Request) {
+				// The session has ended (the refresh failed): a person
+				// opening River UI signs in and comes back.
+				toSignIn(res, sess.signIn)
 			}
 			return nil
 		},
@@ -100,7 +115,7 @@ func (s *server) apiGuard(next http.Handler) http.Handler {
 			problem.Write(w, http.StatusForbidden, "missing header "+csrfHeader+": "+csrfValue)
 			return
 		}
-		if isUpgrade(r) && !sameOrigin(r) {
+		if httpx.IsUpgrade(r) && !sameOrigin(r) {
 			problem.Write(w, http.StatusForbidden, "cross-origin websocket refused")
 			return
 		}
@@ -110,14 +125,69 @@ func (s *server) apiGuard(next http.Handler) http.Handler {
 
 // riverGuard admits River UI requests. River UI's own scripts cannot send
 // the CSRF header, so unsafe requests must come from this origin instead.
+// A browser navigating to River UI without a session is sent to sign in
+// first; its scripts' requests get the API's 401 problem.
 func (s *server) riverGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (unsafeMethod(r.Method) || isUpgrade(r)) && (r.Header.Get("Origin") == "" || !sameOrigin(r)) {
+		if (unsafeMethod(r.Method) || httpx.IsUpgrade(r)) && (r.Header.Get("Origin") == "" || !sameOrigin(r)) {
 			problem.Write(w, http.StatusForbidden, "cross-origin request refused")
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), readSession(r))))
+		sess := readSession(r)
+		sess.signIn = signInURL(r.URL)
+		if sess.access == "" && sess.refresh == "" && navigation(r) {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, sess.signIn, http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withSession(r.Context(), sess)))
 	})
+}
+
+// navigation reports whether r is a browser loading a page (a person), as
+// opposed to a script's fetch or an API client: a GET or HEAD that asks for
+// HTML. Sec-Fetch-Mode says so exactly where browsers send it.
+func navigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// signInURL is the dashboard's sign-in page with the page to return to
+// once signed in (a River UI path). The app follows only River UI paths
+// there, so the parameter cannot send anyone off-site.
+func signInURL(back *url.URL) string {
+	path := back.EscapedPath()
+	if back.RawQuery != "" {
+		path += "?" + back.RawQuery
+	}
+	return "/?" + url.Values{"next": {path}}.Encode() + "#/login"
+}
+
+// toSignIn turns the API's 401 into a redirect to the sign-in page, keeping
+// the response's cookies (the cleared session).
+func toSignIn(res *http.Response, location string) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	res.Body.Close()
+	for _, h := range []string{"Content-Type", "Content-Length", "Content-Encoding", "WWW-Authenticate", "Etag", "Last-Modified"} {
+		res.Header.Del(h)
+	}
+	res.StatusCode, res.Status = http.StatusSeeOther, "303 See Other"
+	res.Header.Set("Location", location)
+	res.Header.Set("Cache-Control", "no-store")
+	res.Body, res.ContentLength = http.NoBody, 0
 }
 
 func readSession(r *http.Request) *session {
@@ -126,10 +196,6 @@ func readSession(r *http.Request) *session {
 
 func unsafeMethod(m string) bool {
 	return m != http.MethodGet && m != http.MethodHead && m != http.MethodOptions
-}
-
-func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != ""
 }
 
 // authTransport refreshes the session's tokens when they are needed:

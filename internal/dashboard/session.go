@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/beaconhq/beacon/internal/httpx"
+	"github.com/beaconhq/beacon/internal/problem"
 )
 
 // Session cookie names (part of the dashboard's contract).
@@ -248,12 +250,12 @@ type loginRequest struct {
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if !sameOrigin(r) {
-		writeJSONError(w, http.StatusForbidden, "cross-origin request refused")
+		problem.Write(w, http.StatusForbidden, "cross-origin request refused")
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		// Also a CSRF defence: a cross-site form cannot send JSON.
-		writeJSONError(w, http.StatusUnsupportedMediaType, "the body must be application/json")
+		problem.Write(w, http.StatusUnsupportedMediaType, "the body must be application/json")
 		return
 	}
 	var in loginRequest
@@ -261,39 +263,40 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if err := dec.Decode(&in); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeJSONError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			problem.Write(w, http.StatusRequestEntityTooLarge, "request body too large")
 			return
 		}
-		writeJSONError(w, http.StatusBadRequest, "the body must be a JSON object with email and password")
+		problem.Write(w, http.StatusBadRequest, "the body must be a JSON object with email and password")
 		return
 	}
 	if strings.TrimSpace(in.Email) == "" || in.Password == "" {
-		writeJSONError(w, http.StatusUnauthorized, "invalid email or password")
+		problem.Write(w, http.StatusUnauthorized, "invalid email or password")
 		return
 	}
 
-	tok, err := s.tokens.password(r.Context(), in.Email, in.Password, clientIP(r))
+	tok, err := s.tokens.password(r.Context(), in.Email, in.Password,
+		httpx.ClientIP(r.RemoteAddr, strings.Join(r.Header.Values("X-Forwarded-For"), ","), s.trusted))
 	var ge *grantError
 	switch {
 	case err == nil:
 	case errors.As(err, &ge) && ge.rejected():
-		writeJSONError(w, http.StatusUnauthorized, "invalid email or password")
+		problem.Write(w, http.StatusUnauthorized, "invalid email or password")
 		return
 	case errors.As(err, &ge) && ge.Status == http.StatusTooManyRequests:
 		if ge.RetryAfter != "" {
 			w.Header().Set("Retry-After", ge.RetryAfter)
 		}
-		writeJSONError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
+		problem.Write(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
 		return
 	case errors.As(err, &ge) && ge.Status == http.StatusServiceUnavailable:
 		if ge.RetryAfter != "" {
 			w.Header().Set("Retry-After", ge.RetryAfter)
 		}
-		writeJSONError(w, http.StatusServiceUnavailable, "the API is not ready; try again shortly")
+		problem.Write(w, http.StatusServiceUnavailable, "the API is not ready; try again shortly")
 		return
 	default:
 		s.log.WarnContext(r.Context(), "sign-in failed at the API", "error", err)
-		writeJSONError(w, http.StatusBadGateway, "the API is unavailable")
+		problem.Write(w, http.StatusBadGateway, "the API is unavailable")
 		return
 	}
 	for _, c := range s.cookies.set(tok) {
@@ -308,7 +311,7 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if !sameOrigin(r) {
-		writeJSONError(w, http.StatusForbidden, "cross-origin request refused")
+		problem.Write(w, http.StatusForbidden, "cross-origin request refused")
 		return
 	}
 	if rt := cookieValue(r, refreshCookie); rt != "" {
@@ -352,19 +355,4 @@ func sameOrigin(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return host
-}
-
-func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

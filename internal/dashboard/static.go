@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 
+	"github.com/beaconhq/beacon/internal/problem"
 	"github.com/beaconhq/beacon/internal/webasset"
 )
 
@@ -69,7 +70,7 @@ func (a *assets) files() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := a.byName[r.PathValue("name")]
 		if f == nil || f.HTML {
-			http.NotFound(w, r)
+			problem.Write(w, http.StatusNotFound, "no such asset")
 			return
 		}
 		f.Serve(w, r, csp)

@@ -6,17 +6,23 @@ const MIN_DELAY = 1000;
 const MAX_DELAY = 30000;
 
 export class Live {
-  // indicator: the live-status element; onEvent(event); onReconnect() after
-  // a reconnection (events may have been missed); beforeConnect() resolves
-  // to false to give up (the session is over).
+  /**
+   * @param {object} opts
+   * @param {HTMLElement} opts.indicator the live-status element
+   * @param {(event: any) => void} opts.onEvent
+   * @param {() => void} opts.onReconnect after a reconnection (events may have been missed)
+   * @param {() => Promise<boolean>} opts.beforeConnect resolves to false to give up (the session is over)
+   */
   constructor({ indicator, onEvent, onReconnect, beforeConnect }) {
     this.indicator = indicator;
-    this.label = indicator.querySelector('.live-label');
+    this.label = /** @type {HTMLElement} */ (indicator.querySelector('.live-label'));
     this.onEvent = onEvent;
     this.onReconnect = onReconnect;
     this.beforeConnect = beforeConnect;
+    /** @type {WebSocket | null} */
     this.ws = null;
-    this.timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
     this.attempt = 0;
     this.running = false;
     this.everOpened = false;
@@ -38,7 +44,7 @@ export class Live {
   stop() {
     this.running = false;
     clearTimeout(this.timer);
-    this.timer = null;
+    this.timer = undefined;
     window.removeEventListener('online', this.wake);
     document.removeEventListener('visibilitychange', this.wake);
     if (this.ws) {
@@ -55,10 +61,11 @@ export class Live {
 
   retryNow() {
     clearTimeout(this.timer);
-    this.timer = null;
+    this.timer = undefined;
     this.open(true);
   }
 
+  /** @param {boolean} check renew the session first */
   async open(check) {
     if (!this.running || this.ws) return;
     this.show(false, 'Connecting…');
@@ -99,11 +106,16 @@ export class Live {
     this.attempt++;
     this.show(false, 'Offline', `reconnecting in ${Math.ceil(delay / 1000)} s`);
     this.timer = setTimeout(() => {
-      this.timer = null;
+      this.timer = undefined;
       this.open(true);
     }, delay);
   }
 
+  /**
+   * @param {boolean} connected
+   * @param {string} text
+   * @param {string} [detail]
+   */
   show(connected, text, detail = '') {
     this.indicator.dataset.connected = String(connected);
     this.label.textContent = text;

@@ -3,26 +3,51 @@
 
 import { ago, percent, s, setState } from './dom.js';
 import { recentStrip } from './charts.js';
+import { problemMessage, problemOf } from './api.js';
 
-const page = document.querySelector('[data-testid="status-page"]');
-const name = document.querySelector('[data-testid="status-name"]');
-const state = document.querySelector('[data-testid="status-state"]');
-const uptime = document.querySelector('[data-testid="status-uptime"]');
-const checked = document.querySelector('.status-checked');
-const recent = document.querySelector('.status-recent');
-const strip = document.querySelector('.status-strip');
-const error = document.querySelector('.status-error');
+/**
+ * A public status (GET /api/public/status/{slug}).
+ * @typedef {object} PublicStatus
+ * @property {string} name
+ * @property {string} state
+ * @property {string | null} [last_checked_at]
+ * @property {number} [uptime_24h]
+ * @property {number} [uptime_7d]
+ * @property {import('./charts.js').RecentCheck[]} [recent]
+ */
+
+/**
+ * @param {string} selector
+ * @returns {HTMLElement}
+ */
+function el(selector) {
+  const found = document.querySelector(selector);
+  if (!(found instanceof HTMLElement)) throw new Error(`status.html has no ${selector}`);
+  return found;
+}
+
+const page = el('[data-testid="status-page"]');
+const name = el('[data-testid="status-name"]');
+const state = el('[data-testid="status-state"]');
+const uptime = el('[data-testid="status-uptime"]');
+const checked = el('.status-checked');
+const recent = el('.status-recent');
+const strip = el('.status-strip');
+const error = el('.status-error');
 const slug = decodeURIComponent(location.pathname.split('/')[2] || '');
 
+/** @type {PublicStatus | null} */
 let last = null;
 const svg = s('svg', { class: 'chart-svg' });
 strip.append(svg);
 
+/** @param {string} msg */
 function showError(msg) {
   error.textContent = msg;
   error.hidden = !msg;
 }
 
+/** @param {PublicStatus} st */
 function show(st) {
   last = st;
   document.title = `${st.name} status`;
@@ -49,7 +74,7 @@ async function load() {
       showError('No monitor publishes a status page at this address.');
       return false;
     }
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    if (!res.ok) throw new Error(problemMessage(res.status, await problemOf(res)));
     show(await res.json());
     showError('');
   } catch (err) {
@@ -63,7 +88,9 @@ async function load() {
 let resizeFrame = 0;
 new ResizeObserver(() => {
   cancelAnimationFrame(resizeFrame);
-  resizeFrame = requestAnimationFrame(() => last?.recent?.length && recentStrip(svg, last.recent));
+  resizeFrame = requestAnimationFrame(() => {
+    if (last?.recent?.length) recentStrip(svg, last.recent);
+  });
 }).observe(strip);
 
 if (await load()) setInterval(load, 60000);
