@@ -201,7 +201,7 @@ func TestClientCredentials(t *testing.T) {
 	_, err = b.svc.ClientCredentialsGrant(ctx, c.ClientID, "wrong", "ip")
 	requireOAuth(t, err, "invalid_client")
 
-	listed, err := b.svc.Clients(ctx, b.user.ID)
+	listed, err := b.svc.Clients(ctx, auth.OwnedBy(b.user.ID))
 	require.NoError(t, err)
 	require.Len(t, listed, 1)
 	require.Empty(t, listed[0].Secret, "the secret is shown once")
@@ -209,12 +209,67 @@ func TestClientCredentials(t *testing.T) {
 	// Another user cannot revoke it; its owner can, and its tokens stop at once.
 	other, err := b.svc.CreateUser(ctx, "bob@example.org", password, auth.RoleMember)
 	require.NoError(t, err)
-	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, other.ID, c.ID)))
-	require.NoError(t, b.svc.RevokeClient(ctx, b.user.ID, c.ID))
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, auth.OwnedBy(other.ID), c.ID)))
+	require.NoError(t, b.svc.RevokeClient(ctx, auth.OwnedBy(b.user.ID), c.ID))
 	_, err = b.svc.Authenticate(ctx, tok.AccessToken)
 	require.ErrorIs(t, err, auth.ErrUnauthenticated)
 	_, err = b.svc.ClientCredentialsGrant(ctx, c.ClientID, c.Secret, "ip")
 	requireOAuth(t, err, "invalid_client")
+}
+
+// A user id never means everyone: OwnedBy(0) and the zero Scope (a
+// request without a principal) see and revoke nothing; every user's
+// clients are only reached through AllUsers.
+func TestClientScopes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	other, err := b.svc.CreateUser(ctx, "bob@example.org", password, auth.RoleMember)
+	require.NoError(t, err)
+	mine, err := b.svc.CreateClient(ctx, b.user.ID, "mine")
+	require.NoError(t, err)
+	theirs, err := b.svc.CreateClient(ctx, other.ID, "theirs")
+	require.NoError(t, err)
+	ids := func(cs []auth.Client) []int64 {
+		out := []int64{}
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+
+	for name, nobody := range map[string]auth.Scope{"OwnedBy(0)": auth.OwnedBy(0), "zero Scope": {}} {
+		require.False(t, nobody.All(), name)
+		listed, err := b.svc.Clients(ctx, nobody)
+		require.NoError(t, err, name)
+		require.Empty(t, listed, "%s lists nobody's clients", name)
+		for _, c := range []auth.Client{mine, theirs} {
+			require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, nobody, c.ID)), "%s revokes nothing", name)
+		}
+	}
+	listed, err := b.svc.Clients(ctx, auth.OwnedBy(b.user.ID))
+	require.NoError(t, err)
+	require.Equal(t, []int64{mine.ID}, ids(listed))
+	listed, err = b.svc.Clients(ctx, auth.AllUsers())
+	require.NoError(t, err)
+	require.Equal(t, []int64{mine.ID, theirs.ID}, ids(listed))
+	for _, c := range listed {
+		require.Nil(t, c.RevokedAt, "no scope above revoked %s", c.Name)
+	}
+
+	// An admin revokes anyone's client; revoking twice keeps the first time.
+	require.NoError(t, b.svc.RevokeClient(ctx, auth.AllUsers(), theirs.ID))
+	listed, err = b.svc.Clients(ctx, auth.OwnedBy(other.ID))
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	require.NotNil(t, listed[0].RevokedAt)
+	first := *listed[0].RevokedAt
+	b.clock.Add(time.Minute)
+	require.NoError(t, b.svc.RevokeClient(ctx, auth.AllUsers(), theirs.ID))
+	listed, err = b.svc.Clients(ctx, auth.OwnedBy(other.ID))
+	require.NoError(t, err)
+	require.True(t, first.Equal(*listed[0].RevokedAt), "revoked at %v, then %v", first, *listed[0].RevokedAt)
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, auth.AllUsers(), theirs.ID+mine.ID+1000)))
 }
 
 func TestFailedLoginsAreRateLimited(t *testing.T) {

@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/auth/authdb"
+	"github.com/beaconhq/beacon/internal/database"
 )
 
 // Config tunes the service.
@@ -44,6 +47,7 @@ type Config struct {
 // Service issues and checks tokens and manages users and clients.
 type Service struct {
 	pool *pgxpool.Pool
+	q    *authdb.Queries // on pool; q.WithTx(tx) in a transaction
 	cfg  Config
 	// dummyHash keeps a login for an unknown account as slow as one for a
 	// known account, so timing does not reveal which accounts exist.
@@ -103,7 +107,7 @@ func NewService(pool *pgxpool.Pool, cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	return &Service{pool: pool, cfg: cfg, dummyHash: dummy, verified: newVerifiedTokens(maxVerifiedTokens),
+	return &Service{pool: pool, q: authdb.New(pool), cfg: cfg, dummyHash: dummy, verified: newVerifiedTokens(maxVerifiedTokens),
 		users: userStates{m: map[int64]userState{}}}, nil
 }
 
@@ -181,7 +185,9 @@ func (s *Service) verify(token string) (Principal, error) {
 	return Principal{UserID: id, Role: c.Role, ClientID: c.ClientID, Expires: c.ExpiresAt.Time}, nil
 }
 
-func (s *Service) issue(ctx context.Context, q pgx.Tx, p Principal, family string) (Token, error) {
+// issue signs an access token and, for a login (family set), stores a
+// refresh token with q, which may be nil for a client credentials grant.
+func (s *Service) issue(ctx context.Context, q *authdb.Queries, p Principal, family string) (Token, error) {
 	access, err := s.accessToken(p)
 	if err != nil {
 		return Token{}, fmt.Errorf("sign access token: %w", err)
@@ -191,8 +197,8 @@ func (s *Service) issue(ctx context.Context, q pgx.Tx, p Principal, family strin
 		return t, nil // client credentials: no refresh token (RFC 6749 4.4.3)
 	}
 	raw := randomToken()
-	if _, err := q.Exec(ctx, `INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at) VALUES ($1, $2, $3, $4)`,
-		hashToken(raw), family, p.UserID, s.cfg.Now().Add(s.cfg.RefreshTTL)); err != nil {
+	if err := q.InsertRefreshToken(ctx, authdb.InsertRefreshTokenParams{TokenHash: hashToken(raw), Family: family,
+		UserID: p.UserID, ExpiresAt: s.cfg.Now().Add(s.cfg.RefreshTTL)}); err != nil {
 		return Token{}, fmt.Errorf("store refresh token: %w", err)
 	}
 	t.RefreshToken = raw
@@ -217,13 +223,7 @@ func (s *Service) PasswordGrant(ctx context.Context, email, password, remote str
 	if err := s.checkRateLimit(ctx, account, address); err != nil {
 		return Token{}, err
 	}
-	var (
-		id   int64
-		hash string
-		role Role
-	)
-	err := s.pool.QueryRow(ctx, `SELECT id, password_hash, role FROM users WHERE lower(email) = $1 AND disabled_at IS NULL`,
-		normalizeEmail(email)).Scan(&id, &hash, &role)
+	u, err := s.q.PasswordLogin(ctx, normalizeEmail(email))
 	if errors.Is(err, pgx.ErrNoRows) {
 		checkPassword(s.dummyHash, password)
 		return Token{}, s.fail(ctx, errBadCredentials, account, address)
@@ -231,11 +231,11 @@ func (s *Service) PasswordGrant(ctx context.Context, email, password, remote str
 	if err != nil {
 		return Token{}, fmt.Errorf("password grant: %w", err)
 	}
-	if !checkPassword(hash, password) {
+	if !checkPassword(u.PasswordHash, password) {
 		return Token{}, s.fail(ctx, errBadCredentials, account, address)
 	}
-	return s.inTx(ctx, func(tx pgx.Tx) (Token, error) {
-		return s.issue(ctx, tx, Principal{UserID: id, Role: role}, randomToken())
+	return s.inTx(ctx, func(q *authdb.Queries) (Token, error) {
+		return s.issue(ctx, q, Principal{UserID: u.ID, Role: Role(u.Role)}, randomToken())
 	})
 }
 
@@ -246,42 +246,25 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret, 
 	if err := s.checkRateLimit(ctx, account, address); err != nil {
 		return Token{}, err
 	}
-	var (
-		userID int64
-		hash   []byte
-		role   Role
-	)
-	err := s.pool.QueryRow(ctx, `
-		SELECT c.user_id, c.secret_hash, u.role FROM api_clients c JOIN users u ON u.id = c.user_id
-		WHERE c.client_id = $1 AND c.revoked_at IS NULL AND u.disabled_at IS NULL`, clientID).Scan(&userID, &hash, &role)
+	c, err := s.q.ClientLogin(ctx, clientID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Token{}, s.fail(ctx, errBadClient, account, address)
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("client credentials grant: %w", err)
 	}
-	if subtle.ConstantTimeCompare(hash, hashToken(secret)) != 1 {
+	if subtle.ConstantTimeCompare(c.SecretHash, hashToken(secret)) != 1 {
 		return Token{}, s.fail(ctx, errBadClient, account, address)
 	}
-	return s.issue(ctx, nil, Principal{UserID: userID, Role: role, ClientID: clientID}, "")
+	return s.issue(ctx, nil, Principal{UserID: c.UserID, Role: Role(c.Role), ClientID: clientID}, "")
 }
 
 // RefreshGrant exchanges a refresh token for new tokens (RFC 6749 6),
 // rotating it. A token used twice is taken as stolen: its whole family is
 // revoked, so neither the thief nor the victim can go on with it.
 func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Token, error) {
-	tok, err := s.inTx(ctx, func(tx pgx.Tx) (Token, error) {
-		var (
-			id, userID        int64
-			family            string
-			expires           time.Time
-			usedAt, revokedAt *time.Time
-			role              Role
-		)
-		err := tx.QueryRow(ctx, `
-			SELECT r.id, r.user_id, r.family, r.expires_at, r.used_at, r.revoked_at, u.role
-			FROM refresh_tokens r JOIN users u ON u.id = r.user_id AND u.disabled_at IS NULL
-			WHERE r.token_hash = $1 FOR UPDATE OF r`, hashToken(refresh)).Scan(&id, &userID, &family, &expires, &usedAt, &revokedAt, &role)
+	tok, err := s.inTx(ctx, func(q *authdb.Queries) (Token, error) {
+		r, err := q.RefreshTokenForUpdate(ctx, hashToken(refresh))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return Token{}, errBadRefresh
 		}
@@ -289,19 +272,19 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Token, erro
 			return Token{}, fmt.Errorf("refresh grant: %w", err)
 		}
 		now := s.cfg.Now()
-		if usedAt != nil {
-			if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL`, family, now); err != nil {
+		if r.UsedAt != nil {
+			if err := q.RevokeRefreshFamily(ctx, authdb.RevokeRefreshFamilyParams{Family: r.Family, RevokedAt: &now}); err != nil {
 				return Token{}, fmt.Errorf("revoke token family: %w", err)
 			}
 			return Token{}, errReuse
 		}
-		if revokedAt != nil || !now.Before(expires) {
+		if r.RevokedAt != nil || !now.Before(r.ExpiresAt) {
 			return Token{}, errBadRefresh
 		}
-		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2 WHERE id = $1`, id, now); err != nil {
+		if err := q.UseRefreshToken(ctx, authdb.UseRefreshTokenParams{ID: r.ID, UsedAt: &now}); err != nil {
 			return Token{}, fmt.Errorf("refresh grant: %w", err)
 		}
-		return s.issue(ctx, tx, Principal{UserID: userID, Role: role}, family)
+		return s.issue(ctx, q, Principal{UserID: r.UserID, Role: Role(r.Role)}, r.Family)
 	})
 	if errors.Is(err, errReuse) {
 		// The family's revocation must be committed even though the grant fails.
@@ -316,58 +299,59 @@ var errReuse = errors.New("refresh token reused")
 // RevokeRefresh revokes a refresh token's whole family (logout, RFC 7009).
 // Unknown tokens are not an error, as the RFC asks.
 func (s *Service) RevokeRefresh(ctx context.Context, refresh string) error {
-	_, err := s.pool.Exec(ctx, `
-		UPDATE refresh_tokens SET revoked_at = $2
-		WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL`,
-		hashToken(refresh), s.cfg.Now())
+	now := s.cfg.Now()
+	err := s.q.RevokeRefreshFamilyOf(ctx, authdb.RevokeRefreshFamilyOfParams{TokenHash: hashToken(refresh), RevokedAt: &now})
 	if err != nil {
 		return fmt.Errorf("revoke refresh token: %w", err)
 	}
 	return nil
 }
 
-// inTx runs f in a transaction, committing when f returns nil or errReuse.
-func (s *Service) inTx(ctx context.Context, f func(pgx.Tx) (Token, error)) (Token, error) {
-	tx, err := s.pool.Begin(ctx)
+// inTx runs f in a transaction (database.InTx), committing when f returns
+// nil or errReuse; errReuse is returned after the commit.
+func (s *Service) inTx(ctx context.Context, f func(*authdb.Queries) (Token, error)) (Token, error) {
+	var (
+		t      Token
+		reused bool
+	)
+	err := database.InTx(ctx, s.pool, func(_ context.Context, tx pgx.Tx) error {
+		var err error
+		t, err = f(s.q.WithTx(tx))
+		if errors.Is(err, errReuse) {
+			reused = true
+			return nil // commit the family's revocation
+		}
+		return err
+	})
 	if err != nil {
 		return Token{}, err
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	t, err := f(tx)
-	if err != nil && !errors.Is(err, errReuse) {
-		return Token{}, err
+	if reused {
+		return Token{}, errReuse
 	}
-	if cerr := tx.Commit(ctx); cerr != nil {
-		return Token{}, cerr
-	}
-	return t, err
+	return t, nil
 }
 
 // ---- Rate limiting of failed logins, in the database so every replica agrees.
 
 func (s *Service) checkRateLimit(ctx context.Context, account, address string) error {
 	now := s.cfg.Now()
-	var (
-		accountN, addressN  int
-		lastFail, firstFail *time.Time
-	)
-	if err := s.pool.QueryRow(ctx, `
-		SELECT count(*) FILTER (WHERE key = $1), max(failed_at) FILTER (WHERE key = $1),
-		       count(*) FILTER (WHERE key = $2), min(failed_at) FILTER (WHERE key = $2)
-		FROM login_failures WHERE key IN ($1, $2) AND failed_at > $3`,
-		account, address, now.Add(-s.cfg.FailureWindow)).Scan(&accountN, &lastFail, &addressN, &firstFail); err != nil {
+	f, err := s.q.LoginFailures(ctx, authdb.LoginFailuresParams{Account: account, Address: address,
+		Since: now.Add(-s.cfg.FailureWindow)})
+	if err != nil {
 		return fmt.Errorf("rate limit: %w", err)
 	}
+	accountN, addressN := int(f.AccountFailures), int(f.AddressFailures)
 	var wait time.Duration
-	if accountN >= s.cfg.MaxFailures && lastFail != nil {
+	if accountN >= s.cfg.MaxFailures && accountN > 0 {
 		delay := s.cfg.MaxDelay
 		if extra := accountN - s.cfg.MaxFailures; extra < 30 {
 			delay = min(delay, time.Second<<extra)
 		}
-		wait = lastFail.Add(delay).Sub(now)
+		wait = f.AccountLast.Add(delay).Sub(now)
 	}
-	if addressN >= s.cfg.MaxAddressFailures && firstFail != nil {
-		wait = max(wait, firstFail.Add(s.cfg.FailureWindow).Sub(now))
+	if addressN >= s.cfg.MaxAddressFailures && addressN > 0 {
+		wait = max(wait, f.AddressFirst.Add(s.cfg.FailureWindow).Sub(now))
 	}
 	if wait <= 0 {
 		return nil
@@ -379,11 +363,11 @@ func (s *Service) checkRateLimit(ctx context.Context, account, address string) e
 // fail records a failed sign-in under each key and returns e.
 func (s *Service) fail(ctx context.Context, e *OAuthError, keys ...string) error {
 	now := s.cfg.Now()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO login_failures (key, failed_at) SELECT unnest($1::text[]), $2`, keys, now); err != nil {
+	if err := s.q.RecordLoginFailures(ctx, authdb.RecordLoginFailuresParams{Keys: keys, FailedAt: now}); err != nil {
 		return fmt.Errorf("record failed login: %w", err)
 	}
 	// Old rows are useless; keep the table small without a cron.
-	_, _ = s.pool.Exec(ctx, `DELETE FROM login_failures WHERE failed_at < $1`, now.Add(-24*time.Hour))
+	_ = s.q.PruneLoginFailures(ctx, now.Add(-24*time.Hour))
 	return e
 }
 
@@ -414,24 +398,21 @@ func (s *Service) CreateUser(ctx context.Context, email, password string, role R
 	if err != nil {
 		return User{}, err
 	}
-	var u User
-	err = s.pool.QueryRow(ctx, `INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)
-		RETURNING id, email, role, created_at`, email, hash, role).Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt)
+	r, err := s.q.CreateUser(ctx, authdb.CreateUserParams{Email: email, PasswordHash: hash, Role: string(role)})
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation {
 		return User{}, apperr.Errorf(apperr.Conflict, "a user with this email exists")
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
 	}
-	return u, nil
+	return User{ID: r.ID, Email: r.Email, Role: Role(r.Role), CreatedAt: r.CreatedAt}, nil
 }
 
 // EnsureAdmin creates the first admin from configuration unless an account
 // with that email exists; it returns the account's id.
 func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (int64, bool, error) {
-	var id int64
-	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE lower(email) = $1`, normalizeEmail(email)).Scan(&id)
+	id, err := s.q.UserIDByEmail(ctx, normalizeEmail(email))
 	if err == nil {
 		return id, false, nil
 	}
@@ -450,39 +431,45 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (int6
 
 // Users lists accounts by id.
 func (s *Service) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, email, role, disabled_at IS NOT NULL, created_at FROM users ORDER BY id`)
+	rows, err := s.q.ListUsers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) {
-		var u User
-		return u, r.Scan(&u.ID, &u.Email, &u.Role, &u.Disabled, &u.CreatedAt)
-	})
+	us := make([]User, len(rows))
+	for i, r := range rows {
+		us[i] = userOf(r)
+	}
+	return us, nil
 }
 
 // GetUser returns one account.
 func (s *Service) GetUser(ctx context.Context, id int64) (User, error) {
-	var u User
-	err := s.pool.QueryRow(ctx, `SELECT id, email, role, disabled_at IS NOT NULL, created_at FROM users WHERE id = $1`, id).
-		Scan(&u.ID, &u.Email, &u.Role, &u.Disabled, &u.CreatedAt)
+	r, err := s.q.GetUser(ctx, id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, apperr.Errorf(apperr.NotFound, "user %d not found", id)
 	}
-	return u, err
+	return userOf(r), err
+}
+
+// userOf maps a user row; the queries that return one return the same columns.
+func userOf[R authdb.GetUserRow | authdb.ListUsersRow | authdb.UpdateUserRow](row R) User {
+	r := authdb.GetUserRow(row)
+	return User{ID: r.ID, Email: r.Email, Role: Role(r.Role), Disabled: r.Disabled, CreatedAt: r.CreatedAt}
 }
 
 // DeleteUser removes an account with its monitors, clients and tokens.
 func (s *Service) DeleteUser(ctx context.Context, id int64) error {
 	// The user's tokens stop working on every replica at commit.
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+	err := database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
+		n, err := q.DeleteUser(ctx, id)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return errUserNotFound(id)
 		}
-		return notifyUserChanged(ctx, tx, id)
+		return notifyUserChanged(ctx, q, id)
 	})
 	if err == nil {
 		// This replica forgets at once; the others when they hear the NOTIFY.
@@ -507,7 +494,7 @@ type Client struct {
 // CreateClient makes a client for a user and returns its secret, once.
 func (s *Service) CreateClient(ctx context.Context, userID int64, name string) (Client, error) {
 	var c Client
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		c, err = s.CreateClientTx(ctx, tx, userID, name)
 		return err
@@ -523,36 +510,63 @@ func (s *Service) CreateClientTx(ctx context.Context, tx pgx.Tx, userID int64, n
 		return Client{}, apperr.InvalidField("name", "must be 1 to 200 characters")
 	}
 	c := Client{UserID: userID, Name: name, ClientID: "bcn_" + randomToken()[:20], Secret: randomToken()}
-	err := tx.QueryRow(ctx, `INSERT INTO api_clients (user_id, name, client_id, secret_hash) VALUES ($1, $2, $3, $4)
-		RETURNING id, created_at`, userID, name, c.ClientID, hashToken(c.Secret)).Scan(&c.ID, &c.CreatedAt)
+	r, err := s.q.WithTx(tx).CreateClient(ctx, authdb.CreateClientParams{UserID: userID, Name: name,
+		ClientID: c.ClientID, SecretHash: hashToken(c.Secret)})
 	if err != nil {
 		return Client{}, fmt.Errorf("create client: %w", err)
 	}
+	c.ID, c.CreatedAt = r.ID, r.CreatedAt
 	return c, nil
 }
 
-// Clients lists the clients of a user, or of everyone when userID is 0.
-func (s *Service) Clients(ctx context.Context, userID int64) ([]Client, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients
-		WHERE $1 = 0 OR user_id = $1 ORDER BY id`, userID)
-	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
+// Clients lists the clients in scope by id, revoked ones included.
+func (s *Service) Clients(ctx context.Context, scope Scope) ([]Client, error) {
+	var (
+		cs  []Client
+		err error
+	)
+	if scope.all {
+		var rows []authdb.ListAllClientsRow
+		rows, err = s.q.ListAllClients(ctx)
+		cs = clientsOf(rows)
+	} else {
+		var rows []authdb.ListClientsOfRow
+		rows, err = s.q.ListClientsOf(ctx, scope.userID)
+		cs = clientsOf(rows)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Client, error) {
-		var c Client
-		return c, r.Scan(&c.ID, &c.UserID, &c.Name, &c.ClientID, &c.CreatedAt, &c.RevokedAt)
-	})
+	if err != nil {
+		return nil, fmt.Errorf("list clients of %s: %w", scope, err)
+	}
+	return cs, nil
 }
 
-// RevokeClient revokes a client of userID (any client when userID is 0).
-// Its access tokens stop working at once.
-func (s *Service) RevokeClient(ctx context.Context, userID, id int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_clients SET revoked_at = coalesce(revoked_at, $3)
-		WHERE id = $1 AND ($2 = 0 OR user_id = $2)`, id, userID, s.cfg.Now())
+// clientsOf maps client rows; the queries that return them return the same columns.
+func clientsOf[R authdb.ListAllClientsRow | authdb.ListClientsOfRow](rows []R) []Client {
+	cs := make([]Client, len(rows))
+	for i, row := range rows {
+		r := authdb.ListAllClientsRow(row)
+		cs[i] = Client{ID: r.ID, UserID: r.UserID, Name: r.Name, ClientID: r.ClientID, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt}
+	}
+	return cs
+}
+
+// RevokeClient revokes the client id if it is in scope (NotFound
+// otherwise). Its access tokens stop working at once.
+func (s *Service) RevokeClient(ctx context.Context, scope Scope, id int64) error {
+	now := s.cfg.Now()
+	var (
+		n   int64
+		err error
+	)
+	if scope.all {
+		n, err = s.q.RevokeAnyClient(ctx, authdb.RevokeAnyClientParams{ID: id, RevokedAt: &now})
+	} else {
+		n, err = s.q.RevokeClientOf(ctx, authdb.RevokeClientOfParams{ID: id, UserID: scope.userID, RevokedAt: &now})
+	}
 	if err != nil {
 		return fmt.Errorf("revoke client %d: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return apperr.Errorf(apperr.NotFound, "client %d not found", id)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/auth/authdb"
 	"github.com/beaconhq/beacon/internal/database"
 )
 
@@ -116,24 +117,17 @@ func (s *Service) checkUser(ctx context.Context, p Principal) (Principal, error)
 		}
 	}
 	_, _, gen := s.users.get(p.UserID, now)
-	var (
-		st           userState
-		clientActive *bool
-	)
-	err := s.pool.QueryRow(ctx, `
-		SELECT u.role, u.disabled_at IS NULL,
-			(SELECT c.revoked_at IS NULL FROM api_clients c WHERE c.client_id = $2 AND c.user_id = u.id)
-		FROM users u WHERE u.id = $1`, p.UserID, p.ClientID).Scan(&st.role, &st.active, &clientActive)
+	r, err := s.q.UserState(ctx, authdb.UserStateParams{UserID: p.UserID, ClientID: p.ClientID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("check user %d: %w", p.UserID, err)
 	}
-	if p.ClientID != "" && (clientActive == nil || !*clientActive) {
+	if p.ClientID != "" && (r.ClientRow == nil || r.ClientRevokedAt != nil) {
 		return Principal{}, ErrUnauthenticated
 	}
-	st.fetched = now
+	st := userState{role: Role(r.Role), active: r.Active, fetched: now}
 	s.users.put(p.UserID, st, gen)
 	return withState(p, st)
 }
@@ -146,9 +140,10 @@ func withState(p Principal, st userState) (Principal, error) {
 	return p, nil
 }
 
-// notifyUserChanged announces, at tx's commit, that user id changed.
-func notifyUserChanged(ctx context.Context, tx pgx.Tx, id int64) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, UsersChannel, strconv.FormatInt(id, 10)); err != nil {
+// notifyUserChanged announces, at the commit of q's transaction, that user
+// id changed.
+func notifyUserChanged(ctx context.Context, q *authdb.Queries, id int64) error {
+	if err := q.NotifyUserChanged(ctx, authdb.NotifyUserChangedParams{Channel: UsersChannel, Payload: strconv.FormatInt(id, 10)}); err != nil {
 		return fmt.Errorf("announce change of user %d: %w", id, err)
 	}
 	return nil
@@ -168,32 +163,29 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, c UserChange) (User,
 		return User{}, invalidRole(*c.Role)
 	}
 	var u User
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		q := s.q.WithTx(tx)
 		// Admins are locked in id order, so two concurrent changes cannot
 		// each believe the other admin remains.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE`); err != nil {
+		if err := q.LockAdmins(ctx); err != nil {
 			return err
 		}
-		err := tx.QueryRow(ctx, `
-			UPDATE users SET role = coalesce($2, role),
-				disabled_at = CASE WHEN $3::bool IS NULL THEN disabled_at WHEN $3 THEN coalesce(disabled_at, now()) END
-			WHERE id = $1
-			RETURNING id, email, role, disabled_at IS NOT NULL, created_at`, id, c.Role, c.Disabled).
-			Scan(&u.ID, &u.Email, &u.Role, &u.Disabled, &u.CreatedAt)
+		r, err := q.UpdateUser(ctx, authdb.UpdateUserParams{ID: id, Role: (*string)(c.Role), Disabled: c.Disabled})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errUserNotFound(id)
 		}
 		if err != nil {
 			return err
 		}
-		var admins int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL`).Scan(&admins); err != nil {
+		u = userOf(r)
+		admins, err := q.CountEnabledAdmins(ctx)
+		if err != nil {
 			return err
 		}
 		if admins == 0 {
 			return errLastAdmin
 		}
-		return notifyUserChanged(ctx, tx, id)
+		return notifyUserChanged(ctx, q, id)
 	})
 	if err != nil {
 		return User{}, wrapUser("update user", id, err)

@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/database"
+	"github.com/beaconhq/beacon/internal/idempotency/idempotencydb"
 )
 
 // Header is the request header carrying the key.
@@ -76,41 +79,35 @@ func (s *Store) Do(ctx context.Context, owner int64, key string, fingerprint []b
 	if err := ValidKey(key); err != nil {
 		return Response{}, false, err
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		q := idempotencydb.New(tx)
 		// Claims the key; a concurrent request with the same key waits
 		// here until this transaction ends, then finds the answer.
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO idempotency_keys (owner_id, key, request_hash, status, body, expires_at)
-			VALUES ($1, $2, $3, 0, 'null', now() + $4::interval)
-			ON CONFLICT (owner_id, key) DO UPDATE
-				SET request_hash = EXCLUDED.request_hash, status = 0, body = 'null', expires_at = EXCLUDED.expires_at
-				WHERE idempotency_keys.expires_at < now()`,
-			owner, key, fingerprint, TTL.String())
+		n, err := q.ClaimKey(ctx, idempotencydb.ClaimKeyParams{OwnerID: owner, Key: key, RequestHash: fingerprint,
+			TTL: pgtype.Interval{Microseconds: TTL.Microseconds(), Valid: true}})
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 { // a live key: replay its answer
-			var hash []byte
-			if err := tx.QueryRow(ctx, `SELECT request_hash, status, body FROM idempotency_keys WHERE owner_id = $1 AND key = $2`,
-				owner, key).Scan(&hash, &resp.Status, &resp.Body); err != nil {
+		if n == 0 { // a live key: replay its answer
+			a, err := q.GetAnswer(ctx, idempotencydb.GetAnswerParams{OwnerID: owner, Key: key})
+			if err != nil {
 				return err
 			}
-			if string(hash) != string(fingerprint) {
+			if string(a.RequestHash) != string(fingerprint) {
 				return apperr.InvalidField("header."+Header, "this key was used for another request")
 			}
-			replayed = true
+			resp, replayed = Response{Status: int(a.Status), Body: a.Body}, true
 			return nil
 		}
 		if resp, err = create(tx); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = $3, body = $4 WHERE owner_id = $1 AND key = $2`,
-			owner, key, resp.Status, resp.Body); err != nil {
+		if err := q.SaveAnswer(ctx, idempotencydb.SaveAnswerParams{OwnerID: owner, Key: key,
+			Status: int32(resp.Status), Body: resp.Body}); err != nil {
 			return err
 		}
 		// Keep the table small without a cron.
-		_, err = tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE expires_at < now()`)
-		return err
+		return q.DeleteExpired(ctx)
 	})
 	var ae *apperr.Error
 	if err != nil && !errors.As(err, &ae) {

@@ -51,6 +51,8 @@ func ObserveBacklog(mp metric.MeterProvider, pool *pgxpool.Pool, queues []string
 func observeBacklog(ctx context.Context, pool *pgxpool.Pool, queues []string, o metric.Observer, backlog metric.Int64ObservableGauge, age metric.Float64ObservableGauge) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	// Inline, not in a queries.sql: river_job is River's table, created and
+	// changed by River's migrator, not by a migration sqlc reads.
 	rows, err := pool.Query(ctx, `
 			SELECT queue, state::text, count(*), extract(epoch FROM now() - min(scheduled_at))::float8
 			FROM river_job
