@@ -23,11 +23,11 @@ func createMonitors(t *testing.T, db *database, n int, targetURL string, timeout
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	store := monitors.NewStore(db.pool, nil)
+	svc := monitors.NewService(monitors.NewStore(db.pool, nil), nil)
 	owner := db.adminID(t)
 	ids := make([]int64, n)
 	for i := range n {
-		m, err := store.Create(ctx, owner, monitors.Spec{
+		m, err := svc.Create(ctx, owner, monitors.Spec{
 			Name: fmt.Sprintf("faults %d", i+1), URL: targetURL, IntervalSeconds: 86400,
 			TimeoutMS: int(timeout / time.Millisecond), Enabled: false,
 		})

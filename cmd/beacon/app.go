@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,22 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/metric"
-	"riverqueue.com/riverui"
 
-	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/httpapi"
-	"github.com/beaconhq/beacon/internal/idempotency"
-	"github.com/beaconhq/beacon/internal/jobs"
-	"github.com/beaconhq/beacon/internal/monitors"
-	"github.com/beaconhq/beacon/internal/netguard"
-	"github.com/beaconhq/beacon/internal/realtime"
+	"github.com/beaconhq/beacon/internal/platform"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
@@ -54,38 +43,20 @@ type app struct {
 	pool     *pgxpool.Pool
 	workPool *pgxpool.Pool // nil unless the role works; pool for `worker`
 	probe    *database.Probe
-	// worker works jobs (nil for `api`); jobs is the insert-only client the
-	// API uses, on the API's pool (nil unless the role serves).
-	worker   *river.Client[pgx.Tx]
-	jobs     *river.Client[pgx.Tx]
-	waiter   *jobs.Waiter // nil unless the role serves the API
-	auth     *auth.Service
-	store    *monitors.Store
-	riverUI  *riverui.Handler // nil unless the role serves the API
-	hub      *realtime.Hub    // nil unless the role serves the API
-	api      http.Handler     // nil unless the role serves the API
+	// stack is Beacon assembled around the domains: jobs, API, accounts.
+	stack    *platform.Stack
 	ops      http.Handler
 	draining atomic.Bool
 	// bootstrapped: the first admin exists. Readiness waits for it, so that
 	// nobody signs in (and fails) before there is an account.
 	bootstrapped atomic.Bool
-	// gauges read the database at each collection: unregistered before the
-	// pool closes, or the final flush would fail on a closed pool.
-	gauges []metric.Registration
 }
 
 // newApp connects to the database (migrating first for `all` when asked)
-// and wires the domain, the job queue and the handlers with telemetry.
+// and assembles the domains with the platform, instrumented with tel.
 // close releases what it opened.
 func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetry.Telemetry) (a *app, err error) {
 	a = &app{kind: kind, cfg: cfg, log: tel.Logger}
-	rescueAfter := cfg.JobRescueAfter
-	if rescueAfter == 0 {
-		rescueAfter = monitors.LongestJobTimeout + 15*time.Second
-	} else if rescueAfter <= monitors.LongestJobTimeout {
-		return nil, fmt.Errorf("config: BEACON_JOB_RESCUE_AFTER: %s must exceed the longest job timeout (%s), or running jobs would be run twice",
-			rescueAfter, monitors.LongestJobTimeout)
-	}
 	openPool := func(name string, maxConns int) (*pgxpool.Pool, error) {
 		traced := database.Traced(tel.TracerProvider, tel.MeterProvider)
 		pool, err := database.Open(ctx, cfg.DatabaseURL, func(c *pgxpool.Config) {
@@ -100,6 +71,10 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 			return nil, err
 		}
 		return pool, nil
+	}
+	// Configuration errors first: they need no database.
+	if err := checkRescue(cfg); err != nil {
+		return nil, err
 	}
 	if kind.serves() {
 		a.pool, err = openPool("api", cfg.DBMaxConns)
@@ -129,116 +104,28 @@ func newApp(ctx context.Context, cfg config.Config, kind roleKind, tel *telemetr
 		}
 	}
 	a.probe = database.NewProbe(a.pool)
-
-	// ---- Domain and jobs.
-	store := monitors.NewStore(a.pool, nil)
-	a.store = store
-	workStore := store // the workers' queries use the workers' pool
-	if a.workPool != nil {
-		workStore = monitors.NewStore(a.workPool, nil)
-	}
-	metrics, err := monitors.NewMetrics(tel.MeterProvider)
-	if err != nil {
-		return nil, err
-	}
-	policy := netguard.NewPolicy(cfg.CheckAllow)
-	checkClient := policy.HTTPClient(netguard.ClientOptions{
-		UserAgent: "Beacon/" + buildVersion() + " (synthetic monitoring)",
-		Transport: func(rt http.RoundTripper) http.RoundTripper {
-			return otelhttp.NewTransport(rt,
-				otelhttp.WithTracerProvider(tel.TracerProvider),
-				otelhttp.WithMeterProvider(tel.MeterProvider),
-				otelhttp.WithPropagators(tel.Propagator))
-		},
+	a.stack, err = platform.Assemble(ctx, platform.Options{
+		Config: cfg, Telemetry: tel, Version: buildVersion(), Modules: domains(),
+		Pool: a.pool, WorkPool: a.workPool, Serve: kind.serves(), Work: kind.works(),
+		Ready: a.ready, Gate: a.probe.SchemaError, RiverUI: kind.serves(),
 	})
-	domain := monitors.Deps{
-		Store:             workStore,
-		Checker:           &monitors.Checker{Client: checkClient},
-		Metrics:           metrics,
-		Log:               a.log,
-		SchedulerInterval: cfg.SchedulerInterval,
-		SchedulerBatch:    cfg.SchedulerBatch,
-		Retention:         cfg.ResultRetention,
-	}
-	workers := river.NewWorkers()
-	monitors.AddWorkers(workers, domain)
-	queues := map[string]river.QueueConfig{
-		river.QueueDefault:   {MaxWorkers: 5},
-		monitors.QueueChecks: {MaxWorkers: cfg.WorkerConcurrency},
-	}
-	jobOpts := jobs.Options{
-		Workers:           workers,
-		Queues:            queues,
-		PeriodicJobs:      monitors.PeriodicJobs(domain),
-		Plugins:           jobs.Middleware(tel.TracerProvider, tel.MeterProvider),
-		Logger:            telemetry.Quieter(a.log.With("component", "river"), slog.LevelWarn),
-		RescueAfter:       rescueAfter,
-		FetchCooldown:     cfg.JobFetchCooldown,
-		FetchPollInterval: cfg.JobFetchPollInterval,
-	}
-	if kind.serves() {
-		if a.jobs, err = jobs.NewClient(a.pool, jobOpts); err != nil {
-			return nil, err
-		}
-		a.waiter = jobs.NewWaiter(a.jobs, a.pool, a.log.With("component", "jobs"))
-	}
-	if kind.works() {
-		jobOpts.Work = true
-		if a.worker, err = jobs.NewClient(a.workPool, jobOpts); err != nil {
-			return nil, err
-		}
-		// Database-wide gauges: reported by the processes that work jobs.
-		names := make([]string, 0, len(queues))
-		for q := range queues {
-			names = append(names, q)
-		}
-		backlog, err := jobs.ObserveBacklog(tel.MeterProvider, a.workPool, names)
-		if err != nil {
-			return nil, err
-		}
-		a.gauges = append(a.gauges, backlog)
-		states, err := monitors.ObserveStates(tel.MeterProvider, workStore)
-		if err != nil {
-			return nil, err
-		}
-		a.gauges = append(a.gauges, states)
-	}
-
-	// ---- Identity.
-	a.auth, err = newAuth(a.pool, cfg, a.log)
 	if err != nil {
 		return nil, err
-	}
-
-	// ---- Handlers.
-	if kind.serves() {
-		a.riverUI, err = riverui.NewHandler(&riverui.HandlerOpts{
-			Endpoints: riverui.NewEndpoints(a.jobs, nil),
-			Logger:    telemetry.Quieter(a.log.With("component", "riverui"), slog.LevelWarn),
-			Prefix:    "/riverui",
-		})
-		if err != nil {
-			return nil, fmt.Errorf("river ui: %w", err)
-		}
-		a.hub = realtime.NewHub(a.pool, a.log.With("component", "realtime"), realtime.Options{})
-		a.api, _ = httpapi.NewServer(httpapi.Deps{
-			Log: a.log, Version: buildVersion(), Telemetry: tel,
-			Monitors: &monitors.Service{Store: store, Jobs: a.jobs},
-			Jobs:     a.jobs, Waiter: a.waiter, Ready: a.ready, Gate: a.probe.SchemaError,
-			Idempotency: idempotency.New(a.pool),
-			Auth:        a.auth, RiverUI: a.riverUI, TrustedProxies: cfg.TrustedProxies,
-			Events: realtime.Handler(a.hub, func(r *http.Request) (auth.Principal, error) {
-				return httpapi.AuthenticateRequest(a.auth, r)
-			}),
-		})
 	}
 	a.ops = opsMux(a.ready, tel.MetricsHandler)
 	return a, nil
 }
 
+// checkRescue refuses a rescue delay shorter than the domains' longest job,
+// before anything connects.
+func checkRescue(cfg config.Config) error {
+	_, err := platform.Assemble(context.Background(), platform.Options{Config: cfg, Modules: domains()})
+	return err
+}
+
 func (a *app) close() {
-	for _, g := range a.gauges {
-		_ = g.Unregister()
+	if a.stack != nil {
+		a.stack.Close()
 	}
 	if a.workPool != nil && a.workPool != a.pool {
 		a.workPool.Close()
@@ -261,58 +148,26 @@ func (a *app) ready(ctx context.Context) error {
 	return nil
 }
 
-// newAuth builds the identity service. Without BEACON_JWT_SECRET (allowed
-// only in development) tokens are signed with a random key: they stop
-// working when the process restarts.
-func newAuth(pool *pgxpool.Pool, cfg config.Config, log *slog.Logger) (*auth.Service, error) {
-	secret := []byte(cfg.JWTSecret)
-	if len(secret) == 0 {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		log.Warn("BEACON_JWT_SECRET is unset: tokens are signed with a random key and end with this process (development only)")
-	}
-	return auth.NewService(pool, auth.Config{Secret: secret, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
-}
-
-// bootstrap creates the first admin from configuration if absent, and gives
-// them the monitors created before accounts existed.
-func bootstrap(ctx context.Context, svc *auth.Service, store *monitors.Store, cfg config.Config, log *slog.Logger) error {
-	id, created, err := svc.EnsureAdmin(ctx, cfg.AdminEmail, cfg.AdminPassword)
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("created the first admin", "email", cfg.AdminEmail)
-	}
-	n, err := store.AdoptUnowned(ctx, id)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		log.Info("gave unowned monitors to the first admin", "count", n)
-	}
-	return nil
-}
-
-// startWorkers waits for a current schema, bootstraps the first admin, then
-// starts River and River UI. It reports whether the workers started.
+// startWorkers waits for a current schema, bootstraps the first admin and
+// the domains, then starts River UI (API roles) and River (working roles).
+// It reports whether the workers started.
 func (a *app) startWorkers(ctx, runCtx context.Context) (bool, error) {
 	if err := waitForSchema(ctx, a.probe, a.log); err != nil {
 		return false, nil
 	}
-	if err := bootstrap(ctx, a.auth, a.store, a.cfg, a.log); err != nil {
+	if err := a.stack.Bootstrap(ctx); err != nil {
 		return false, fmt.Errorf("bootstrap: %w", err)
 	}
 	a.bootstrapped.Store(true)
-	if a.riverUI != nil {
-		if err := a.riverUI.Start(runCtx); err != nil {
+	if a.stack.RiverUI != nil {
+		if err := a.stack.RiverUI.Start(runCtx); err != nil {
 			return false, fmt.Errorf("start river ui: %w", err)
 		}
 	}
-	if !a.kind.works() {
+	if a.stack.Worker == nil {
 		return false, nil
 	}
-	if err := a.worker.Start(runCtx); err != nil {
+	if err := a.stack.Worker.Start(runCtx); err != nil {
 		return false, fmt.Errorf("start workers: %w", err)
 	}
 	return true, nil

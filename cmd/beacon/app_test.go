@@ -33,20 +33,20 @@ func TestPoolsPerRole(t *testing.T) {
 	require.NotSame(t, all.pool, all.workPool)
 	require.EqualValues(t, 3, all.pool.Config().MaxConns)
 	require.EqualValues(t, 7, all.workPool.Config().MaxConns)
-	require.NotSame(t, all.jobs, all.worker, "the API inserts through a client on its own pool")
+	require.NotSame(t, all.stack.Jobs, all.stack.Worker, "the API inserts through a client on its own pool")
 
 	worker, err := newApp(context.Background(), cfg, roleWorker, tel)
 	require.NoError(t, err)
 	defer worker.close()
 	require.Same(t, worker.pool, worker.workPool)
 	require.EqualValues(t, 7, worker.pool.Config().MaxConns)
-	require.Nil(t, worker.jobs)
+	require.Nil(t, worker.stack.Jobs)
 
 	api, err := newApp(context.Background(), cfg, roleAPI, tel)
 	require.NoError(t, err)
 	defer api.close()
 	require.Nil(t, api.workPool)
-	require.Nil(t, api.worker)
+	require.Nil(t, api.stack.Worker)
 	require.EqualValues(t, 3, api.pool.Config().MaxConns)
 }
 

@@ -12,13 +12,14 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/config"
 	"github.com/beaconhq/beacon/internal/database"
-	"github.com/beaconhq/beacon/internal/httpapi"
-	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/platform"
+	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
 // usageError is a mistake on the command line (exit status 2).
@@ -67,13 +68,16 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-12s %s\n", r.name, r.summary)
 	}
 	fmt.Fprintf(w, "\nConfiguration comes from environment variables:\n")
+	// The default follows the meaning: some are longer than a column could be.
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, v := range config.Vars {
-		def := v.Default
-		if def == "" {
-			def = "(unset)"
+		meaning := v.Meaning
+		if v.Default != "" {
+			meaning += " (default: " + v.Default + ")"
 		}
-		fmt.Fprintf(w, "  %-27s %-10s %s\n", v.Name, def, v.Meaning)
+		fmt.Fprintf(tw, "  %s\t%s\n", v.Name, meaning)
 	}
+	_ = tw.Flush()
 }
 
 // run is Beacon's entry point, shared by main and the tests.
@@ -156,18 +160,27 @@ func runMigrate(ctx context.Context, env environment, _ []string) error {
 		return err
 	}
 	log.Info("schema is current", "database", cfg.MaskedDatabaseURL())
-	// Only the first admin is needed here: the token key is never used.
+	// Only the first admin and the domains' bootstrap are needed here: the
+	// token key is never used.
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	svc, err := auth.NewService(pool, auth.Config{Secret: key})
 	if err != nil {
 		return err
 	}
-	return bootstrap(ctx, svc, monitors.NewStore(pool, nil), cfg, log)
+	stack, err := platform.Assemble(ctx, platform.Options{
+		Config: cfg, Telemetry: telemetry.Noop(log), Version: buildVersion(), Modules: domains(), Pool: pool, Auth: svc})
+	if err != nil {
+		return err
+	}
+	return stack.Bootstrap(ctx)
 }
 
 func runOpenAPI(_ context.Context, env environment, _ []string) error {
-	_, api := httpapi.NewServer(httpapi.Deps{Log: slog.New(slog.DiscardHandler), Version: buildVersion()})
+	api, err := platform.Describe(buildVersion(), domains())
+	if err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(api.OpenAPI(), "", "  ")
 	if err != nil {
 		return err

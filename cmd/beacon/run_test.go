@@ -342,3 +342,28 @@ func TestListenFailureIsReported(t *testing.T) {
 	err = run(context.Background(), []string{"worker"}, func(k string) string { return env[k] }, &out, &out)
 	require.ErrorContains(t, err, "BEACON_OPS_ADDR")
 }
+
+// Every variable's meaning starts at the same column of `beacon --help`,
+// however long its name.
+func TestHelpAlignsTheEnvironmentTable(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	usage(&out)
+	column := -1
+	rows := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		for _, v := range config.Vars {
+			if !strings.HasPrefix(line, "  "+v.Name+" ") {
+				continue
+			}
+			at := strings.Index(line, v.Meaning)
+			require.Positive(t, at, line)
+			if column < 0 {
+				column = at
+			}
+			require.Equal(t, column, at, "misaligned: %q", line)
+			rows++
+		}
+	}
+	require.Equal(t, len(config.Vars), rows)
+}

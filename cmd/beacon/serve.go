@@ -49,7 +49,7 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 			}
 		}
 	}
-	if a.api != nil {
+	if a.stack.API != nil {
 		if apiLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen on BEACON_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
@@ -72,8 +72,8 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	hubDone := make(chan error, 1)
-	if a.hub != nil {
-		go func() { hubDone <- a.hub.Run(hubCtx) }()
+	if a.stack.Hub != nil {
+		go func() { hubDone <- a.stack.Hub.Run(hubCtx) }()
 	} else {
 		hubDone <- nil
 	}
@@ -84,9 +84,9 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	listenCtx, stopListeners := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopListeners()
 	var listeners sync.WaitGroup
-	if a.api != nil {
-		listeners.Go(func() { _ = a.waiter.Run(listenCtx) })
-		listeners.Go(func() { _ = a.auth.RunInvalidation(listenCtx, log.With("component", "auth")) })
+	if a.stack.API != nil {
+		listeners.Go(func() { _ = a.stack.Waiter.Run(listenCtx) })
+		listeners.Go(func() { _ = a.stack.Auth.RunInvalidation(listenCtx, log.With("component", "auth")) })
 	}
 
 	// ---- Ops server: probes, metrics and pprof, never public.
@@ -96,9 +96,9 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 
 	// ---- API server.
 	var apiSrv *http.Server
-	if a.api != nil {
+	if a.stack.API != nil {
 		apiSrv = &http.Server{
-			Handler:           a.api,
+			Handler:           a.stack.API,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			// Above the longest run-check wait (30 s).
@@ -176,7 +176,7 @@ func serve(ctx context.Context, env environment, kind roleKind) error {
 	if started := <-starter; started {
 		// Keep a fifth of the budget for the hard stop.
 		softCtx, cancelSoft := context.WithTimeout(shutdownCtx, cfg.ShutdownTimeout*4/5)
-		if err := jobs.Stop(softCtx, a.worker, cfg.ShutdownTimeout/5); err != nil {
+		if err := jobs.Stop(softCtx, a.stack.Worker, cfg.ShutdownTimeout/5); err != nil {
 			log.Warn("workers stopped with error", "error", err)
 		}
 		cancelSoft()
@@ -201,6 +201,11 @@ func startTelemetry(ctx context.Context, env environment, cfg config.Config, rol
 		return nil, nil, err
 	}
 	tel.Logger = tel.Logger.With("role", role)
+	// Continuous profiling, when BEACON_PYROSCOPE_URL is set; before the
+	// app takes the tracer provider, so spans link to their profiles.
+	if err := tel.StartProfiling(cfg.PyroscopeURL); err != nil {
+		return nil, nil, err
+	}
 	flush := func() {
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

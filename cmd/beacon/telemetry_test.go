@@ -100,9 +100,9 @@ func setupTelemetry(t *testing.T) *telemetryBundle {
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = jobs.Stop(stopCtx, b.app.worker, time.Second)
+		_ = jobs.Stop(stopCtx, b.app.stack.Worker, time.Second)
 	})
-	b.api = httptest.NewServer(b.app.api)
+	b.api = httptest.NewServer(b.app.stack.API)
 	t.Cleanup(b.api.Close)
 	return b
 }

@@ -11,12 +11,16 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -58,30 +62,118 @@ func Open(ctx context.Context, url string, configure func(*pgxpool.Config)) (*pg
 }
 
 type migration struct {
+	module  string
 	version int
 	name    string
 	sql     string
 }
 
-func appMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// platformModule names the platform's own migrations (accounts, job
+// notifications, idempotency keys) in the ledger.
+const platformModule = "beacon"
+
+// migrationSet is one module's migrations: the platform's, or a domain's.
+type migrationSet struct {
+	module string
+	fsys   fs.FS
+}
+
+var (
+	setsMu sync.Mutex
+	// sets are applied in this order: the platform's first, then the
+	// domains' in the order they registered. Go runs a package's init after
+	// those of the packages it imports, so a domain that builds on another
+	// one's tables registers after it.
+	sets = []migrationSet{{module: platformModule, fsys: mustSub(migrationFS, "migrations")}}
+)
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
-		return nil, err
+		panic(err)
+	}
+	return sub
+}
+
+var modulePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}$`)
+
+// RegisterMigrations adds a module's migrations: the .sql files at the root
+// of fsys, named NNNN_what.sql and applied in NNNN order, each once, in a
+// transaction of its own. A domain calls it from an init function with its
+// embedded migrations, so every binary and test that links the domain
+// migrates its tables, and one that does not never sees them. Each module
+// owns its tables: a migration never alters another module's.
+func RegisterMigrations(module string, fsys fs.FS) {
+	if !modulePattern.MatchString(module) {
+		panic(fmt.Sprintf("database: migration module %q: want lowercase letters, digits and _", module))
+	}
+	setsMu.Lock()
+	defer setsMu.Unlock()
+	for _, s := range sets {
+		if s.module == module {
+			panic(fmt.Sprintf("database: migrations of module %q registered twice", module))
+		}
+	}
+	if _, err := readSet(migrationSet{module: module, fsys: fsys}); err != nil {
+		panic(fmt.Sprintf("database: %v", err))
+	}
+	sets = append(sets, migrationSet{module: module, fsys: fsys})
+}
+
+// Modules lists the modules whose migrations are registered, in order.
+func Modules() []string {
+	setsMu.Lock()
+	defer setsMu.Unlock()
+	names := make([]string, len(sets))
+	for i, s := range sets {
+		names[i] = s.module
+	}
+	return names
+}
+
+func readSet(set migrationSet) ([]migration, error) {
+	entries, err := fs.ReadDir(set.fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("migrations of %s: %w", set.module, err)
 	}
 	var ms []migration
+	seen := map[int]string{}
 	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
 		num, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with a number and _", e.Name())
+		if !ok || err != nil || v < 1 {
+			return nil, fmt.Errorf("migration %s/%s: name must start with a positive number and _", set.module, e.Name())
 		}
-		body, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		if other, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migrations %s/%s and %s share version %d", set.module, other, e.Name(), v)
+		}
+		seen[v] = e.Name()
+		body, err := fs.ReadFile(set.fsys, e.Name())
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
+		ms = append(ms, migration{module: set.module, version: v, name: e.Name(), sql: string(body)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// appMigrations lists every registered migration in the order they apply.
+func appMigrations() ([]migration, error) {
+	setsMu.Lock()
+	all := slices.Clone(sets)
+	setsMu.Unlock()
+	var ms []migration
+	for _, set := range all {
+		m, err := readSet(set)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m...)
+	}
 	return ms, nil
 }
 
@@ -122,49 +214,86 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		log.Info("applied river migration", "version", v.Version, "name", v.Name)
 	}
 
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS beacon_schema_migrations (
-		version    integer PRIMARY KEY,
-		name       text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("migrate: bookkeeping table: %w", err)
+	if err := ensureLedger(ctx, conn); err != nil {
+		return err
 	}
 	applied, err := appliedVersions(ctx, conn)
 	if err != nil {
 		return err
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[ledgerKey{m.module, m.version}] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO beacon_schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO beacon_schema_migrations (module, version, name) VALUES ($1, $2, $3)", m.module, m.version, m.name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migrate: %s: %w", m.name, err)
+			return fmt.Errorf("migrate: %s/%s: %w", m.module, m.name, err)
 		}
-		log.Info("applied migration", "version", m.version, "name", m.name)
+		log.Info("applied migration", "module", m.module, "version", m.version, "name", m.name)
 	}
 	return nil
 }
 
+// ensureLedger creates the ledger of applied migrations, or brings one from
+// before modules up to date: its rows were all the platform's.
+func ensureLedger(ctx context.Context, conn *pgxpool.Conn) error {
+	_, err := conn.Exec(ctx, `
+		CREATE TABLE IF NOT EXISTS beacon_schema_migrations (
+			module     text    NOT NULL DEFAULT 'beacon',
+			version    integer NOT NULL,
+			name       text    NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (module, version));
+		DO $$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+				WHERE table_schema = current_schema() AND table_name = 'beacon_schema_migrations' AND column_name = 'module') THEN
+				ALTER TABLE beacon_schema_migrations ADD COLUMN module text NOT NULL DEFAULT 'beacon';
+				ALTER TABLE beacon_schema_migrations DROP CONSTRAINT beacon_schema_migrations_pkey;
+				ALTER TABLE beacon_schema_migrations ADD PRIMARY KEY (module, version);
+			END IF;
+		END $$`)
+	if err != nil {
+		return fmt.Errorf("migrate: bookkeeping table: %w", err)
+	}
+	return nil
+}
+
+type ledgerKey struct {
+	module  string
+	version int
+}
+
 func appliedVersions(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}) (map[int]bool, error) {
-	rows, err := q.Query(ctx, "SELECT version FROM beacon_schema_migrations")
+}) (map[ledgerKey]bool, error) {
+	read := func(sql string) ([]ledgerKey, error) {
+		rows, err := q.Query(ctx, sql)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledgerKey, error) {
+			var k ledgerKey
+			return k, r.Scan(&k.module, &k.version)
+		})
+	}
+	keys, err := read("SELECT module, version FROM beacon_schema_migrations")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedColumn {
+		// A ledger from before modules: every row is the platform's.
+		keys, err = read("SELECT '" + platformModule + "', version FROM beacon_schema_migrations")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, fmt.Errorf("read applied migrations: %w", err)
-	}
-	applied := make(map[int]bool, len(versions))
-	for _, v := range versions {
-		applied[v] = true
+	applied := make(map[ledgerKey]bool, len(keys))
+	for _, k := range keys {
+		applied[k] = true
 	}
 	return applied, nil
 }
@@ -193,7 +322,7 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	applied, err := appliedVersions(ctx, pool)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table: never migrated
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable { // never migrated
 		return fmt.Errorf("%w (no migrations applied)", ErrSchemaBehind)
 	}
 	if err != nil {
@@ -201,8 +330,8 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	var missing []string
 	for _, m := range ms {
-		if !applied[m.version] {
-			missing = append(missing, m.name)
+		if !applied[ledgerKey{m.module, m.version}] {
+			missing = append(missing, m.module+"/"+m.name)
 		}
 	}
 	if len(missing) > 0 {
@@ -246,7 +375,7 @@ func (p *Probe) SchemaError() error {
 	return ErrSchemaBehind
 }
 
-// MigrationsDigest identifies the embedded app migrations (for test templates).
+// MigrationsDigest identifies the registered migrations (for test templates).
 func MigrationsDigest() string {
 	ms, err := appMigrations()
 	if err != nil {
@@ -254,7 +383,7 @@ func MigrationsDigest() string {
 	}
 	h := sha256.New()
 	for _, m := range ms {
-		fmt.Fprintf(h, "%d\x00%s\x00", m.version, m.sql)
+		fmt.Fprintf(h, "%s\x00%d\x00%s\x00", m.module, m.version, m.sql)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/httpx"
 )
 
 // Security scheme names in the OpenAPI document.
@@ -47,8 +47,8 @@ func securitySchemes() map[string]*huma.SecurityScheme {
 	}
 }
 
-// public, private and admin declare who may call an operation; routes.go
-// applies one to every operation, and the authorization test checks that.
+// public, private and admin declare who may call an operation; every
+// operation has one (the authorization test checks that).
 func public(op huma.Operation) huma.Operation {
 	op.Metadata = map[string]any{accessKey: accessPublic}
 	op.Security = []map[string][]string{} // explicitly none
@@ -192,44 +192,6 @@ func oauthError(e *auth.OAuthError) error {
 	return huma.ErrorWithHeaders(p, h)
 }
 
-// clientIP identifies the caller for rate limiting: the peer address, or,
-// when the peer is a trusted proxy (the dashboard), the nearest address in
-// X-Forwarded-For that is not one. Without this, every sign-in through the
-// dashboard would share its address, and five wrong passwords from anyone
-// would lock an account out of the dashboard for everyone.
-func clientIP(peer, forwarded string, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(peer)
-	if err != nil {
-		host = peer
-	}
-	isTrusted := func(s string) bool {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			return false
-		}
-		for _, p := range trusted {
-			if p.Contains(a.Unmap()) {
-				return true
-			}
-		}
-		return false
-	}
-	if forwarded == "" || !isTrusted(host) {
-		return host
-	}
-	hops := strings.Split(forwarded, ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := strings.TrimSpace(hops[i])
-		if _, err := netip.ParseAddr(hop); err != nil {
-			return host // garbage: do not let it choose the key
-		}
-		if !isTrusted(hop) || i == 0 {
-			return hop
-		}
-	}
-	return host
-}
-
 func issueToken(d Deps) func(context.Context, *tokenInput) (*tokenOutput, error) {
 	return func(ctx context.Context, in *tokenInput) (*tokenOutput, error) {
 		form, err := url.ParseQuery(string(in.RawBody))
@@ -288,10 +250,14 @@ func parseBasic(h string) (string, string, bool) {
 
 type remoteKey struct{}
 
-// withRemote records the caller's address for the token endpoint.
+// withRemote records the caller's address for the token endpoint's rate
+// limits: the peer, or the client a trusted proxy (the dashboard) forwarded
+// for. Without it, every sign-in through the dashboard would share its
+// address, and five wrong passwords from anyone would lock an account out of
+// the dashboard for everyone.
 func withRemote(trusted []netip.Prefix) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		next(huma.WithValue(ctx, remoteKey{}, clientIP(ctx.RemoteAddr(), ctx.Header("X-Forwarded-For"), trusted)))
+		next(huma.WithValue(ctx, remoteKey{}, httpx.ClientIP(ctx.RemoteAddr(), ctx.Header("X-Forwarded-For"), trusted)))
 	}
 }
 
@@ -352,7 +318,7 @@ func createClient(d Deps) func(context.Context, *clientBody) (*clientOutput, err
 		if in.IdempotencyKey == "" || d.Idempotency == nil {
 			c, err := d.Auth.CreateClient(ctx, owner(ctx), in.Body.Name)
 			if err != nil {
-				return nil, problem(ctx, d.Log, bodyField(err))
+				return nil, problem(ctx, d.Log, BodyField(err))
 			}
 			return &clientOutput{Body: c}, nil
 		}
@@ -366,7 +332,7 @@ func createClient(d Deps) func(context.Context, *clientBody) (*clientOutput, err
 			return c, err
 		})
 		if err != nil {
-			return nil, problem(ctx, d.Log, bodyField(err))
+			return nil, problem(ctx, d.Log, BodyField(err))
 		}
 		if !replayed {
 			c.Secret = secret
@@ -377,11 +343,11 @@ func createClient(d Deps) func(context.Context, *clientBody) (*clientOutput, err
 
 func listClients(d Deps, all bool) func(context.Context, *struct{}) (*clientsOutput, error) {
 	return func(ctx context.Context, _ *struct{}) (*clientsOutput, error) {
-		uid := owner(ctx)
+		scope := auth.OwnedBy(owner(ctx))
 		if all {
-			uid = 0
+			scope = auth.AllUsers()
 		}
-		cs, err := d.Auth.Clients(ctx, uid)
+		cs, err := d.Auth.Clients(ctx, scope)
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
@@ -394,11 +360,11 @@ func listClients(d Deps, all bool) func(context.Context, *struct{}) (*clientsOut
 
 func revokeClient(d Deps, all bool) func(context.Context, *idPath) (*struct{}, error) {
 	return func(ctx context.Context, in *idPath) (*struct{}, error) {
-		uid := owner(ctx)
+		scope := auth.OwnedBy(owner(ctx))
 		if all {
-			uid = 0
+			scope = auth.AllUsers()
 		}
-		if err := d.Auth.RevokeClient(ctx, uid, in.ID); err != nil {
+		if err := d.Auth.RevokeClient(ctx, scope, in.ID); err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
 		return nil, nil
@@ -435,7 +401,7 @@ func createUser(d Deps) func(context.Context, *userBody) (*struct {
 	}, error) {
 		u, err := d.Auth.CreateUser(ctx, in.Body.Email, in.Body.Password, in.Body.Role)
 		if err != nil {
-			return nil, problem(ctx, d.Log, bodyField(err))
+			return nil, problem(ctx, d.Log, BodyField(err))
 		}
 		return &struct{ Body auth.User }{Body: u}, nil
 	}

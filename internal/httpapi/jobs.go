@@ -11,7 +11,6 @@ import (
 
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/jobs"
-	"github.com/beaconhq/beacon/internal/monitors"
 )
 
 // Job is a River job as the API shows it.
@@ -54,12 +53,18 @@ func jobView(row *rivertype.JobRow) Job {
 	return j
 }
 
-func getJob(d Deps) func(context.Context, *struct {
+// JobIDPath names a job in the path.
+type JobIDPath struct {
 	ID int64 `path:"id" minimum:"1" doc:"Job id"`
-}) (*struct{ Body Job }, error) {
-	return func(ctx context.Context, in *struct {
-		ID int64 `path:"id" minimum:"1" doc:"Job id"`
-	}) (*struct{ Body Job }, error) {
+}
+
+// JobOutput is a job.
+type JobOutput struct {
+	Body Job
+}
+
+func getJob(d Deps) func(context.Context, *JobIDPath) (*JobOutput, error) {
+	return func(ctx context.Context, in *JobIDPath) (*JobOutput, error) {
 		row, err := jobs.Get(ctx, d.Jobs, in.ID)
 		if errors.Is(err, jobs.ErrJobNotFound) {
 			return nil, huma.Error404NotFound("job not found")
@@ -67,25 +72,24 @@ func getJob(d Deps) func(context.Context, *struct {
 		if err != nil {
 			return nil, problem(ctx, d.Log, err)
 		}
-		// A job is visible to the owner of the monitor it checks; other
-		// jobs (scheduling, pruning) to admins only. Others get a 404.
+		// Who may see a job is the domain's say; others get a 404.
 		if ok, err := maysee(ctx, d, row); err != nil {
 			return nil, problem(ctx, d.Log, err)
 		} else if !ok {
 			return nil, huma.Error404NotFound("job not found")
 		}
-		return &struct{ Body Job }{Body: jobView(row)}, nil
+		return &JobOutput{Body: jobView(row)}, nil
 	}
 }
 
+// maysee applies the JobAccess of the domain that declared the job's kind;
+// a kind no domain declared is visible to admins only.
 func maysee(ctx context.Context, d Deps, row *rivertype.JobRow) (bool, error) {
-	if row.Kind == (monitors.CheckArgs{}).Kind() {
-		var args monitors.CheckArgs
-		if err := json.Unmarshal(row.EncodedArgs, &args); err != nil {
-			return false, nil
-		}
-		return d.Monitors.Store.Owns(ctx, owner(ctx), args.MonitorID)
-	}
 	p, _ := auth.PrincipalFrom(ctx)
+	for _, r := range d.Routes {
+		if access, ok := r.JobAccess[row.Kind]; ok {
+			return access(ctx, p, row)
+		}
+	}
 	return p.IsAdmin(), nil
 }

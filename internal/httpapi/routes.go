@@ -8,18 +8,21 @@ import (
 	"github.com/beaconhq/beacon/internal/httpapi/docsui"
 )
 
-// apiTags are the groups of operations in the docs, in this order. Every tag
-// an operation uses must be declared here (make lint checks it).
-func apiTags() []*huma.Tag {
-	return []*huma.Tag{
+// apiTags are the groups of operations in the docs, in this order: the
+// platform's, then the domains'. Every tag an operation uses must be
+// declared (make lint checks it).
+func apiTags(domains []Routes) []*huma.Tag {
+	tags := []*huma.Tag{
 		{Name: "Public: auth", Description: "Sign in and out: the OAuth2 token and revocation endpoints. No access token needed."},
-		{Name: "Public: status pages", Description: "Status pages of the monitors their owners published. No access token needed."},
 		{Name: "Account", Description: "The signed-in user and their API clients, the credentials of the client_credentials grant."},
-		{Name: "Monitors", Description: "The HTTP endpoints you watch: what to request, how often, and which answers count as up."},
-		{Name: "Checks", Description: "Checks on demand, check results, and uptime and latency statistics."},
-		{Name: "Jobs", Description: "Background jobs, such as a check run on demand: state, attempts, errors and output."},
-		{Name: "Admin", Description: "Every account and every API client. Admins only (403 for others)."},
 	}
+	for _, r := range domains {
+		tags = append(tags, r.Tags...)
+	}
+	return append(tags,
+		&huma.Tag{Name: "Jobs", Description: "Background jobs, such as a check run on demand: state, attempts, errors and output."},
+		&huma.Tag{Name: "Admin", Description: "Every account and every API client. Admins only (403 for others)."},
+	)
 }
 
 // addRoutes is the whole HTTP surface of Beacon. Every operation is
@@ -73,18 +76,7 @@ func addRoutes(mux *http.ServeMux, api huma.API, d Deps) {
 		},
 	}), revokeToken(d))
 	relaxFormBody(api, http.MethodPost, "/v1/oauth/revoke", formBody(map[string]string{"token": "the refresh token"}, "token"))
-	huma.Register(v1, public(huma.Operation{
-		OperationID: "get-status-page", Method: http.MethodGet, Path: "/public/status/{slug}",
-		Summary: "A published monitor's status page", Tags: []string{"Public: status pages"},
-		Description: "The name, state, uptime over 24 h and 7 days and the latest checks of the monitor published " +
-			"under this slug (its `public_slug`). Needs no token.",
-		Responses: map[string]*huma.Response{
-			"404": problemResponse[huma.ErrorModel](api, "No monitor is published under this slug."),
-			"422": problemResponse[huma.ErrorModel](api, "The slug is not a valid slug."),
-		},
-	}), getStatusPage(d))
-
-	// Private: the caller's own monitors, checks, results and jobs.
+	// Private: the caller's account and jobs.
 	huma.Register(v1, private(huma.Operation{
 		OperationID: "get-me", Method: http.MethodGet, Path: "/me",
 		Summary: "The signed-in user", Tags: []string{"Account"},
@@ -108,56 +100,16 @@ func addRoutes(mux *http.ServeMux, api huma.API, d Deps) {
 	}), revokeClient(d, false))
 
 	huma.Register(v1, private(huma.Operation{
-		OperationID: "list-monitors", Method: http.MethodGet, Path: "/monitors",
-		Summary: "List monitors", Tags: []string{"Monitors"},
-		Description: "Your monitors by id, paginated by `cursor`.",
-	}), listMonitors(d))
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "create-monitor", Method: http.MethodPost, Path: "/monitors",
-		Summary: "Create a monitor", Tags: []string{"Monitors"}, DefaultStatus: http.StatusCreated,
-		Description: "Registers an HTTP endpoint to check on schedule; Location names the new monitor. " +
-			"A `public_slug` already taken answers 409.",
-	}), createMonitor(d))
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "get-monitor", Method: http.MethodGet, Path: "/monitors/{id}",
-		Summary: "Get a monitor", Tags: []string{"Monitors"},
-		Description: "One of your monitors, with its current state; another user's monitor answers 404.",
-	}), getMonitor(d))
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "update-monitor", Method: http.MethodPatch, Path: "/monitors/{id}",
-		Summary: "Update a monitor", Description: "Changes only the fields present in the body.",
-		Tags: []string{"Monitors"},
-	}), updateMonitor(d))
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "delete-monitor", Method: http.MethodDelete, Path: "/monitors/{id}",
-		Summary: "Delete a monitor and its results", Tags: []string{"Monitors"}, DefaultStatus: http.StatusNoContent,
-		Description: "Stops its checks and deletes its results and its status page.",
-	}), deleteMonitor(d))
-
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "run-check", Method: http.MethodPost, Path: "/monitors/{id}/checks",
-		Summary: "Run a check now",
-		Description: "Enqueues a check. Without `wait` it answers 202 at once with the job to follow; " +
-			"with `wait` it answers 200 with the result if the check ends within that many seconds, else 202.",
-		Tags: []string{"Checks"}, DefaultStatus: http.StatusAccepted,
-		Responses: map[string]*huma.Response{"200": {Description: "The check finished within `wait`."}},
-	}), runCheck(d))
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "list-results", Method: http.MethodGet, Path: "/monitors/{id}/results",
-		Summary: "List check results", Description: "Newest first, paginated by `cursor`.", Tags: []string{"Checks"},
-	}), listResults(d))
-	huma.Register(v1, private(huma.Operation{
-		OperationID: "get-stats", Method: http.MethodGet, Path: "/monitors/{id}/stats",
-		Summary:     "Uptime and latency per time bucket",
-		Description: "Check count, successes, uptime ratio and p50/p95/p99 latency per bucket; buckets without checks are omitted.",
-		Tags:        []string{"Checks"},
-	}), getStats(d))
-	huma.Register(v1, private(huma.Operation{
 		OperationID: "get-job", Method: http.MethodGet, Path: "/jobs/{id}",
 		Summary: "Get a job's state, attempts, errors and output", Tags: []string{"Jobs"},
-		Description: "A background job, such as the one `run-check` returns. A check job is visible to the " +
-			"monitor's owner, other jobs to admins; anyone else gets 404.",
+		Description: "A background job, such as one an operation returned. A domain's job is visible to whom " +
+			"the domain says (a check job to the monitor's owner), other jobs to admins; anyone else gets 404.",
 	}), getJob(d))
+
+	// The domains' operations.
+	for _, r := range d.Routes {
+		r.Register(v1, d)
+	}
 
 	// Admin: accounts and every API client.
 	huma.Register(v1, admin(huma.Operation{

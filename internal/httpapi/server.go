@@ -22,17 +22,17 @@ import (
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/idempotency"
 	"github.com/beaconhq/beacon/internal/jobs"
-	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
 // Deps are what the API needs. Only Log and Version are needed to describe
 // the API (beacon openapi); serving needs them all.
 type Deps struct {
-	Log      *slog.Logger
-	Version  string
-	Monitors *monitors.Service
-	Jobs     *river.Client[pgx.Tx]
+	Log     *slog.Logger
+	Version string
+	// Routes are the domains' parts of the API.
+	Routes []Routes
+	Jobs   *river.Client[pgx.Tx]
 	// Waiter wakes run-check requests when their job ends; nil: they poll.
 	Waiter *jobs.Waiter
 	// Idempotency stores the answers of creating POSTs sent with an
@@ -76,13 +76,12 @@ func NewServer(d Deps) (http.Handler, huma.API) {
 	}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("Beacon API", d.Version)
-	cfg.Info.Description = "Synthetic monitoring: monitors, scheduled HTTP checks, results and statistics. " +
-		"Every error is an RFC 9457 problem document."
+	cfg.Info.Description = "Beacon's API. Every error is an RFC 9457 problem document."
 	cfg.OpenAPIPath = OpenAPIPath
 	// Relative: "Try it out" in /docs calls the origin that served the
 	// document, wherever Beacon is deployed.
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "The server that serves this document"}}
-	cfg.Tags = apiTags()
+	cfg.Tags = apiTags(d.Routes)
 	cfg.Components.SecuritySchemes = securitySchemes()
 	// huma's own docs page loads its scripts from a CDN; ours is embedded.
 	cfg.DocsPath = ""

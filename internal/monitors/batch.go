@@ -36,7 +36,7 @@ func newResultGroup(store *Store) *database.Group[finished, int64] {
 			results[i] = f.res
 		}
 		var ids []int64
-		err := pgx.BeginFunc(ctx, store.Pool(), func(tx pgx.Tx) error {
+		err := database.InTx(ctx, store.pool, func(ctx context.Context, tx pgx.Tx) error {
 			var err error
 			if ids, err = store.RecordResults(ctx, tx, results); err != nil {
 				return err

@@ -37,7 +37,7 @@ func TestConcurrentResultsAreStoredWithTheirJobs(t *testing.T) {
 	)
 	tg := newTarget(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == fmt.Sprintf("/health/%d", gone) {
-			deleted <- b.store.Delete(ctx, b.owner, ms[gone].ID)
+			deleted <- b.svc.Delete(ctx, b.owner, ms[gone].ID)
 		}
 		mu.Lock()
 		arrived++
@@ -74,7 +74,7 @@ func TestConcurrentResultsAreStoredWithTheirJobs(t *testing.T) {
 		}
 		require.Equal(t, rivertype.JobStateCompleted, job.State, "job of monitor %d", ms[i].ID)
 		out := checkOutput(t, job)
-		stored, err := b.store.ResultByJob(ctx, job.ID)
+		stored, err := b.svc.CheckResult(ctx, job.ID)
 		require.NoError(t, err)
 		require.Equal(t, out.ResultID, stored.ID, "the output names the job's own result")
 		require.Equal(t, ms[i].ID, stored.MonitorID)

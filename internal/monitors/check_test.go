@@ -482,7 +482,7 @@ func TestCheckerLongErrorIsCapped(t *testing.T) {
 		jobID := int64(1)
 		r.JobID = &jobID
 		mustRecord(t, b, r)
-		got, err := b.store.ResultByJob(context.Background(), jobID)
+		got, err := b.svc.CheckResult(context.Background(), jobID)
 		require.NoError(t, err)
 		require.Equal(t, r.Error, got.Error)
 		ev := nextEvent(t, conn)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/realtime"
 )
 
 // listen opens a connection of its own (a pooled one could be handed to
@@ -22,7 +23,7 @@ func listen(t *testing.T, b *testBundle) *pgx.Conn {
 	conn, err := pgx.Connect(ctx, b.url)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{monitors.EventsChannel}.Sanitize())
+	_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{realtime.Channel}.Sanitize())
 	require.NoError(t, err)
 	return conn
 }
@@ -35,7 +36,7 @@ func nextEvent(t *testing.T, conn *pgx.Conn) monitors.Event {
 	defer cancel()
 	n, err := conn.WaitForNotification(ctx)
 	require.NoError(t, err)
-	require.Equal(t, monitors.EventsChannel, n.Channel)
+	require.Equal(t, realtime.Channel, n.Channel)
 	dec := json.NewDecoder(bytes.NewReader([]byte(n.Payload)))
 	dec.DisallowUnknownFields()
 	var ev monitors.Event
@@ -172,7 +173,7 @@ func TestRecordResultNotifies(t *testing.T) {
 		spec.URL = tg.URL + "/health"
 		m := mustCreate(t, b, spec)
 
-		svc := &monitors.Service{Store: b.store, Jobs: client}
+		svc := monitors.NewService(b.store, client)
 		jobID, err := svc.RunCheck(context.Background(), b.owner, m.ID)
 		require.NoError(t, err)
 
@@ -189,7 +190,7 @@ func TestRecordResultNotifies(t *testing.T) {
 		require.NotNil(t, ev.Result.StatusCode)
 		require.Equal(t, http.StatusOK, *ev.Result.StatusCode)
 
-		stored, err := b.store.ResultByJob(context.Background(), jobID)
+		stored, err := b.svc.CheckResult(context.Background(), jobID)
 		require.NoError(t, err)
 		require.Equal(t, stored.ID, ev.Result.ID)
 	})

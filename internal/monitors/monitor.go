@@ -26,17 +26,23 @@ const (
 	StateDown    State = "down"
 )
 
-// Limits on what a monitor may ask for.
+// Limits on what a monitor may ask for. They are the one source of truth:
+// the API's schema is made from them (monitorsapi), and limits_test.go
+// checks that the SQL CHECK constraints say the same.
 const (
-	MinInterval = 10 * time.Second
-	MaxInterval = 24 * time.Hour
-	MinTimeout  = 100 * time.Millisecond
-	MaxTimeout  = 60 * time.Second
-	MaxURLLen   = 2048
-	MaxNameLen  = 200
+	MinInterval       = 10 * time.Second
+	MaxInterval       = 24 * time.Hour
+	MinTimeout        = 100 * time.Millisecond
+	MaxTimeout        = 60 * time.Second
+	MaxURLLen         = 2048
+	MaxNameLen        = 200
+	MaxExpectedStatus = 20
+	// SlugPattern is what a public slug looks like: 3 to 64 lowercase
+	// letters, digits or dashes, not starting or ending with a dash.
+	SlugPattern = `^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$`
 )
 
-var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$`)
+var slugPattern = regexp.MustCompile(SlugPattern)
 
 // Methods a check may use. Checks carry no body, so only these make sense.
 var Methods = []string{"GET", "HEAD", "POST"}
@@ -131,8 +137,8 @@ func (s Spec) Validate() error {
 	if s.PublicSlug != nil && !slugPattern.MatchString(*s.PublicSlug) {
 		return apperr.InvalidField("public_slug", "must be 3 to 64 lowercase letters, digits or dashes, not starting or ending with a dash")
 	}
-	if len(s.ExpectedStatus) > 20 {
-		return apperr.InvalidField("expected_status", "at most 20 status codes")
+	if len(s.ExpectedStatus) > MaxExpectedStatus {
+		return apperr.InvalidField("expected_status", "at most %d status codes", MaxExpectedStatus)
 	}
 	for _, c := range s.ExpectedStatus {
 		if c < 100 || c > 599 {

@@ -52,13 +52,13 @@ func TestStoreOwnerScoping(t *testing.T) {
 	before := mustGet(t, b, m.ID)
 
 	t.Run("Get", func(t *testing.T) {
-		_, err := b.store.Get(ctx, other, m.ID)
+		_, err := b.svc.Get(ctx, other, m.ID)
 		requireNotFound(t, err)
 	})
 
 	t.Run("Update", func(t *testing.T) {
 		called := false
-		_, err := b.store.Update(ctx, other, m.ID, func(s *monitors.Spec) {
+		_, err := b.svc.Update(ctx, other, m.ID, func(s *monitors.Spec) {
 			called = true
 			s.Name = "stolen"
 			s.Enabled = false
@@ -69,16 +69,16 @@ func TestStoreOwnerScoping(t *testing.T) {
 	})
 
 	t.Run("Delete", func(t *testing.T) {
-		requireNotFound(t, b.store.Delete(ctx, other, m.ID))
+		requireNotFound(t, b.svc.Delete(ctx, other, m.ID))
 		require.Equal(t, before, mustGet(t, b, m.ID))
 		require.Equal(t, 3, countRows(t, b.pool, `SELECT count(*) FROM check_results WHERE monitor_id = $1`, m.ID))
 	})
 
 	t.Run("Results", func(t *testing.T) {
-		_, err := b.store.Results(ctx, other, m.ID, monitors.ResultQuery{From: t0, To: t0.Add(time.Hour), Limit: 10})
+		_, err := b.svc.Results(ctx, other, m.ID, rq(t0, t0.Add(time.Hour), "", 10))
 		requireNotFound(t, err)
 		// The owner still sees them.
-		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: t0, To: t0.Add(time.Hour), Limit: 10})
+		page, err := b.svc.Results(ctx, b.owner, m.ID, rq(t0, t0.Add(time.Hour), "", 10))
 		require.NoError(t, err)
 		require.Len(t, page.Items, 3)
 	})
@@ -92,7 +92,7 @@ func TestStoreOwnerScoping(t *testing.T) {
 	})
 
 	t.Run("RunCheck", func(t *testing.T) {
-		svc := &monitors.Service{Store: b.store, Jobs: insertOnlyClient(t, b.pool, b.store)}
+		svc := monitors.NewService(b.store, insertOnlyClient(t, b.pool, b.store))
 		_, err := svc.RunCheck(ctx, other, m.ID)
 		requireNotFound(t, err)
 		require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM river_job`))
@@ -116,8 +116,8 @@ func TestStoreOwnerScoping(t *testing.T) {
 
 	// Last: the monitor goes.
 	t.Run("OwnerDeletes", func(t *testing.T) {
-		require.NoError(t, b.store.Delete(ctx, b.owner, m.ID))
-		requireNotFound(t, b.store.Delete(ctx, b.owner, m.ID))
+		require.NoError(t, b.svc.Delete(ctx, b.owner, m.ID))
+		requireNotFound(t, b.svc.Delete(ctx, b.owner, m.ID))
 	})
 }
 
@@ -134,7 +134,7 @@ func TestStoreListScoped(t *testing.T) {
 		if i%2 == 0 {
 			mine = append(mine, mustCreate(t, b, validSpec("mine")).ID)
 		} else {
-			m, err := b.store.Create(ctx, other, validSpec("theirs"))
+			m, err := b.svc.Create(ctx, other, validSpec("theirs"))
 			require.NoError(t, err)
 			theirs = append(theirs, m.ID)
 		}
@@ -148,7 +148,7 @@ func TestStoreListScoped(t *testing.T) {
 			after int64
 		)
 		for range 10 {
-			page, err := b.store.List(ctx, owner, after, 2)
+			page, err := listAfter(ctx, b, owner, after, 2)
 			require.NoError(t, err)
 			if len(page) == 0 {
 				break
@@ -178,9 +178,9 @@ func TestStoreAdoptUnowned(t *testing.T) {
 
 	// Before adoption nobody may see them.
 	for _, id := range legacy {
-		_, err := b.store.Get(ctx, admin, id)
+		_, err := b.svc.Get(ctx, admin, id)
 		requireNotFound(t, err)
-		_, err = b.store.Get(ctx, b.owner, id)
+		_, err = b.svc.Get(ctx, b.owner, id)
 		requireNotFound(t, err)
 	}
 
@@ -189,12 +189,12 @@ func TestStoreAdoptUnowned(t *testing.T) {
 	require.Equal(t, int64(2), n)
 
 	for _, id := range legacy {
-		m, err := b.store.Get(ctx, admin, id)
+		m, err := b.svc.Get(ctx, admin, id)
 		require.NoError(t, err)
 		require.NotNil(t, m.OwnerID)
 		require.Equal(t, admin, *m.OwnerID)
 	}
-	page, err := b.store.List(ctx, admin, 0, 10)
+	page, err := listAfter(ctx, b, admin, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, page, 2)
 	// An owned monitor keeps its owner.

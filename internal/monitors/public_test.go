@@ -60,7 +60,7 @@ func TestStorePublicSlug(t *testing.T) {
 	t.Run("CreateInvalid", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, err := b.store.Create(context.Background(), b.owner, publishedSpec("api", "Not A Slug"))
+		_, err := b.svc.Create(context.Background(), b.owner, publishedSpec("api", "Not A Slug"))
 		requireInvalid(t, err, "public_slug")
 		require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM monitors`))
 	})
@@ -73,22 +73,22 @@ func TestStorePublicSlug(t *testing.T) {
 		mustCreate(t, b, publishedSpec("api", "status"))
 
 		// Create: by another owner, or by the same one.
-		_, err := b.store.Create(ctx, other, publishedSpec("theirs", "status"))
+		_, err := b.svc.Create(ctx, other, publishedSpec("theirs", "status"))
 		requireSlugTaken(t, err)
-		_, err = b.store.Create(ctx, b.owner, publishedSpec("second", "status"))
+		_, err = b.svc.Create(ctx, b.owner, publishedSpec("second", "status"))
 		requireSlugTaken(t, err)
 		require.Equal(t, 1, countRows(t, b.pool, `SELECT count(*) FROM monitors`))
 
 		// Update: the row is left as it was.
-		theirs, err := b.store.Create(ctx, other, validSpec("theirs"))
+		theirs, err := b.svc.Create(ctx, other, validSpec("theirs"))
 		require.NoError(t, err)
 		b.clock.Set(t0.Add(time.Minute))
-		_, err = b.store.Update(ctx, other, theirs.ID, func(s *monitors.Spec) {
+		_, err = b.svc.Update(ctx, other, theirs.ID, func(s *monitors.Spec) {
 			s.Name = "renamed"
 			s.PublicSlug = ptr("status")
 		})
 		requireSlugTaken(t, err)
-		after, err := b.store.Get(ctx, other, theirs.ID)
+		after, err := b.svc.Get(ctx, other, theirs.ID)
 		require.NoError(t, err)
 		require.Equal(t, theirs, after)
 	})
@@ -101,31 +101,31 @@ func TestStorePublicSlug(t *testing.T) {
 
 		// A change that does not touch the slug keeps it (and does not
 		// conflict with the row itself).
-		renamed, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Name = "renamed" })
+		renamed, err := b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Name = "renamed" })
 		require.NoError(t, err)
 		require.Equal(t, ptr("status"), renamed.PublicSlug)
-		st, err := b.store.PublicStatus(ctx, "status")
+		st, err := b.svc.PublicStatus(ctx, "status")
 		require.NoError(t, err)
 		require.Equal(t, "renamed", st.Name)
 
 		// An invalid slug is refused before the database sees it.
-		_, err = b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.PublicSlug = ptr("-bad-") })
+		_, err = b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.PublicSlug = ptr("-bad-") })
 		requireInvalid(t, err, "public_slug")
 		require.Equal(t, ptr("status"), slugOf(t, b, m.ID))
 
 		// Clearing unpublishes.
-		cleared, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.PublicSlug = nil })
+		cleared, err := b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.PublicSlug = nil })
 		require.NoError(t, err)
 		require.Nil(t, cleared.PublicSlug)
 		require.Nil(t, slugOf(t, b, m.ID))
-		_, err = b.store.PublicStatus(ctx, "status")
+		_, err = b.svc.PublicStatus(ctx, "status")
 		require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 
 		// ... and frees the slug for anyone.
 		other := mustUser(t, b.pool, "other@example.com")
-		theirs, err := b.store.Create(ctx, other, publishedSpec("theirs", "status"))
+		theirs, err := b.svc.Create(ctx, other, publishedSpec("theirs", "status"))
 		require.NoError(t, err)
-		st, err = b.store.PublicStatus(ctx, "status")
+		st, err = b.svc.PublicStatus(ctx, "status")
 		require.NoError(t, err)
 		require.Equal(t, "theirs", st.Name)
 		require.Equal(t, ptr("status"), theirs.PublicSlug)
@@ -152,7 +152,7 @@ func TestStorePublicStatus(t *testing.T) {
 		record(m.ID, time.Hour, true, 1)         // both, newest
 		record(hidden.ID, time.Minute, false, 5) // another monitor: counts nowhere
 
-		st, err := b.store.PublicStatus(ctx, "public-api")
+		st, err := b.svc.PublicStatus(ctx, "public-api")
 		require.NoError(t, err)
 		require.Equal(t, "Public API", st.Name)
 		require.Equal(t, monitors.StateUp, st.State)
@@ -203,7 +203,7 @@ func TestStorePublicStatus(t *testing.T) {
 		b := setup(t)
 		mustCreate(t, b, publishedSpec("new", "brand-new"))
 
-		st, err := b.store.PublicStatus(context.Background(), "brand-new")
+		st, err := b.svc.PublicStatus(context.Background(), "brand-new")
 		require.NoError(t, err)
 		require.Equal(t, monitors.StateUnknown, st.State)
 		require.Nil(t, st.LastCheckedAt)
@@ -227,7 +227,7 @@ func TestStorePublicStatus(t *testing.T) {
 			SELECT $1, $2::timestamptz - g * interval '1 minute', g, true FROM generate_series(1, 80) g`, m.ID, t0)
 		require.NoError(t, err)
 
-		st, err := b.store.PublicStatus(ctx, "busy")
+		st, err := b.svc.PublicStatus(ctx, "busy")
 		require.NoError(t, err)
 		require.Len(t, st.Recent, 50)
 		requireSameTime(t, t0.Add(-time.Minute), st.Recent[0].CheckedAt)
@@ -242,7 +242,7 @@ func TestStorePublicStatus(t *testing.T) {
 		mustCreate(t, b, publishedSpec("api", "public-api"))
 		mustCreate(t, b, validSpec("private"))
 		for _, slug := range []string{"nope", "public-ap", "PUBLIC-API", "", "' OR 1=1 --"} {
-			_, err := b.store.PublicStatus(context.Background(), slug)
+			_, err := b.svc.PublicStatus(context.Background(), slug)
 			require.Equal(t, apperr.NotFound, apperr.CodeOf(err), "slug %q: %v", slug, err)
 		}
 	})

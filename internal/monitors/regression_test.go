@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/beaconhq/beacon/internal/monitors"
 )
 
 // Huge values must not overflow time.Duration and wrap into range.
@@ -42,7 +40,7 @@ func TestStoreRejectsBadLimits(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	m := mustCreate(t, b, validSpec("x"))
-	_, err := b.store.Results(context.Background(), b.owner, m.ID, monitors.ResultQuery{From: t0.Add(-time.Hour), To: t0, Limit: 0})
+	_, err := b.svc.Results(context.Background(), b.owner, m.ID, rq(t0.Add(-time.Hour), t0, "", 0))
 	requireInvalid(t, err, "limit")
 	_, err = b.store.PruneResults(context.Background(), t0, 0)
 	require.Error(t, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/netguard"
+	"github.com/beaconhq/beacon/internal/page"
 	"github.com/beaconhq/beacon/internal/pgtest"
 )
 
@@ -45,6 +46,7 @@ type testBundle struct {
 	url   string // of the test's database
 	pool  *pgxpool.Pool
 	store *monitors.Store
+	svc   *monitors.Service // without a job client: RunCheck is unavailable
 	clock *testClock
 	owner int64 // a user; mustCreate and mustGet act as them
 }
@@ -56,8 +58,9 @@ func setup(t *testing.T) *testBundle {
 	url := pgtest.NewURL(t)
 	pool := mustOpen(t, url, nil)
 	clock := &testClock{now: t0}
+	store := monitors.NewStore(pool, clock.Now)
 	return &testBundle{
-		url: url, pool: pool, store: monitors.NewStore(pool, clock.Now), clock: clock,
+		url: url, pool: pool, store: store, svc: monitors.NewService(store, nil), clock: clock,
 		owner: mustUser(t, pool, "owner@example.com"),
 	}
 }
@@ -98,7 +101,7 @@ func validSpec(name string) monitors.Spec {
 // mustCreate creates a monitor of b.owner.
 func mustCreate(t *testing.T, b *testBundle, spec monitors.Spec) monitors.Monitor {
 	t.Helper()
-	m, err := b.store.Create(context.Background(), b.owner, spec)
+	m, err := b.svc.Create(context.Background(), b.owner, spec)
 	require.NoError(t, err)
 	return m
 }
@@ -106,7 +109,7 @@ func mustCreate(t *testing.T, b *testBundle, spec monitors.Spec) monitors.Monito
 // mustGet reads a monitor of b.owner.
 func mustGet(t *testing.T, b *testBundle, id int64) monitors.Monitor {
 	t.Helper()
-	m, err := b.store.Get(context.Background(), b.owner, id)
+	m, err := b.svc.Get(context.Background(), b.owner, id)
 	require.NoError(t, err)
 	return m
 }
@@ -144,4 +147,20 @@ func countRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
 	return n
+}
+
+// rq is a results query.
+func rq(from, to time.Time, cursor string, limit int) monitors.ResultQuery {
+	return monitors.ResultQuery{Range: monitors.Range{From: from, To: to}, Request: page.Request{Cursor: cursor, Limit: limit}}
+}
+
+// listAfter lists owner's monitors with ids above after, through the
+// service's cursor.
+func listAfter(ctx context.Context, b *testBundle, owner, after int64, limit int) ([]monitors.Monitor, error) {
+	cursor := ""
+	if after > 0 {
+		cursor = page.Encode(after)
+	}
+	p, err := b.svc.List(ctx, owner, page.Request{Cursor: cursor, Limit: limit})
+	return p.Items, err
 }

@@ -2,12 +2,9 @@ package monitors
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,9 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beaconhq/beacon/internal/apperr"
+	"github.com/beaconhq/beacon/internal/database"
+	"github.com/beaconhq/beacon/internal/realtime"
 )
 
-// Store reads and writes monitors and results in PostgreSQL.
+// Store reads and writes the domain's tables; Service is its only caller
+// outside the workers. Every method runs on the transaction its context
+// carries (database.WithTx), if any, else on the pool: a read inside an
+// operation's transaction sees its writes.
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
@@ -33,9 +35,8 @@ func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
 	return &Store{pool: pool, now: now}
 }
 
-// Pool returns the store's pool, for callers that open a transaction that
-// spans the store and the job queue.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// q is what a statement runs on: ctx's transaction, else the pool.
+func (s *Store) q(ctx context.Context) database.Querier { return database.Q(ctx, s.pool) }
 
 const monitorColumns = `id, owner_id, name, url, method, interval_seconds, timeout_ms, expected_status,
 	enabled, public_slug, state, last_checked_at, next_check_at, created_at, updated_at`
@@ -50,7 +51,7 @@ func scanMonitor(row pgx.Row) (Monitor, error) {
 // slugTaken turns the unique violation on public_slug into a conflict.
 func slugTaken(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.Contains(pgErr.ConstraintName, "public_slug") {
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation && strings.Contains(pgErr.ConstraintName, "public_slug") {
 		return &apperr.Error{Code: apperr.Conflict, Field: "public_slug", Message: "this public slug is taken"}
 	}
 	return err
@@ -60,26 +61,10 @@ func notFound(id int64) error {
 	return apperr.Errorf(apperr.NotFound, "monitor %d not found", id)
 }
 
-// Create validates spec and stores a new monitor of owner, due for a first
-// check now.
-func (s *Store) Create(ctx context.Context, owner int64, spec Spec) (Monitor, error) {
-	return s.create(ctx, s.pool, owner, spec)
-}
-
-// CreateTx is Create in tx, for a caller that stores more in the same
-// transaction (an idempotent request's answer).
-func (s *Store) CreateTx(ctx context.Context, tx pgx.Tx, owner int64, spec Spec) (Monitor, error) {
-	return s.create(ctx, tx, owner, spec)
-}
-
-func (s *Store) create(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, owner int64, spec Spec) (Monitor, error) {
-	spec.Normalize()
-	if err := spec.Validate(); err != nil {
-		return Monitor{}, err
-	}
-	m, err := scanMonitor(q.QueryRow(ctx, `
+// insert stores a new monitor of owner with a validated spec, due for a
+// first check now.
+func (s *Store) insert(ctx context.Context, owner int64, spec Spec) (Monitor, error) {
+	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `
 		INSERT INTO monitors (owner_id, name, url, method, interval_seconds, timeout_ms, expected_status, enabled,
 			public_slug, next_check_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
@@ -97,7 +82,7 @@ func (s *Store) create(ctx context.Context, q interface {
 
 // Get returns one monitor of owner; another owner's is not found.
 func (s *Store) Get(ctx context.Context, owner, id int64) (Monitor, error) {
-	m, err := scanMonitor(s.pool.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner))
+	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Monitor{}, notFound(id)
 	}
@@ -110,7 +95,7 @@ func (s *Store) Get(ctx context.Context, owner, id int64) (Monitor, error) {
 // lookupMany returns the monitors among ids, whoever owns them, for the
 // workers; missing ones are left out.
 func (s *Store) lookupMany(ctx context.Context, ids []int64) ([]Monitor, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = ANY($1)`, ids)
+	rows, err := s.q(ctx).Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("get %d monitors: %w", len(ids), err)
 	}
@@ -121,9 +106,9 @@ func (s *Store) lookupMany(ctx context.Context, ids []int64) ([]Monitor, error) 
 	return ms, nil
 }
 
-// List returns up to limit monitors of owner with an id greater than after, by id.
-func (s *Store) List(ctx context.Context, owner, after int64, limit int) ([]Monitor, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3`, owner, after, limit)
+// list returns up to limit monitors of owner with an id greater than after, by id.
+func (s *Store) list(ctx context.Context, owner, after int64, limit int) ([]Monitor, error) {
+	rows, err := s.q(ctx).Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3`, owner, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list monitors: %w", err)
 	}
@@ -134,43 +119,27 @@ func (s *Store) List(ctx context.Context, owner, after int64, limit int) ([]Moni
 	return ms, nil
 }
 
-// Update applies change to the monitor's spec under a row lock, validates
-// the outcome and stores it. A re-enabled monitor is due at once; a shorter
-// interval brings the next check forward.
-func (s *Store) Update(ctx context.Context, owner, id int64, change func(*Spec)) (Monitor, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-
-	old, err := scanMonitor(tx.QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner))
+// getForUpdate reads owner's monitor and locks its row until ctx's
+// transaction ends.
+func (s *Store) getForUpdate(ctx context.Context, owner, id int64) (Monitor, error) {
+	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Monitor{}, notFound(id)
 	}
 	if err != nil {
 		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
 	}
-	spec := old.Spec
-	spec.ExpectedStatus = append([]int(nil), old.ExpectedStatus...)
-	change(&spec)
-	spec.Normalize()
-	if err := spec.Validate(); err != nil {
-		return Monitor{}, err
-	}
-	now := s.now()
-	next := old.NextCheckAt
-	if spec.Enabled && !old.Enabled {
-		next = now
-	} else if soonest := now.Add(time.Duration(spec.IntervalSeconds) * time.Second); next.After(soonest) {
-		next = soonest
-	}
-	m, err := scanMonitor(tx.QueryRow(ctx, `
+	return m, nil
+}
+
+// update stores a validated spec and the next check of monitor id.
+func (s *Store) update(ctx context.Context, id int64, spec Spec, next time.Time) (Monitor, error) {
+	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `
 		UPDATE monitors SET name = $2, url = $3, method = $4, interval_seconds = $5, timeout_ms = $6,
 			expected_status = $7, enabled = $8, next_check_at = $9, updated_at = $10, public_slug = $11
 		WHERE id = $1
 		RETURNING `+monitorColumns,
-		id, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, next, now,
+		id, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, next, s.now(),
 		spec.PublicSlug))
 	if err != nil {
 		if e := slugTaken(err); e != err {
@@ -178,15 +147,12 @@ func (s *Store) Update(ctx context.Context, owner, id int64, change func(*Spec))
 		}
 		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
-	}
 	return m, nil
 }
 
 // Delete removes a monitor of owner and its results.
 func (s *Store) Delete(ctx context.Context, owner, id int64) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner)
+	tag, err := s.q(ctx).Exec(ctx, `DELETE FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner)
 	if err != nil {
 		return fmt.Errorf("delete monitor %d: %w", id, err)
 	}
@@ -264,7 +230,7 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 				'state', cur.state, 'result', r.body || jsonb_build_object('id', r.id))::text) END
 		FROM r JOIN cur ON cur.id = r.monitor_id
 		ORDER BY r.n`,
-		monitorIDs, jobIDs, checkedAt, durations, codes, oks, kinds, texts, bodies, EventsChannel, EventCheckResult)
+		monitorIDs, jobIDs, checkedAt, durations, codes, oks, kinds, texts, bodies, realtime.Channel, EventCheckResult)
 	if err != nil {
 		return nil, fmt.Errorf("record %d results: %w", n, err)
 	}
@@ -288,17 +254,13 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 // ErrMonitorGone means the monitor was deleted while its check ran.
 var ErrMonitorGone = errors.New("monitor deleted")
 
-// EventsChannel is the PostgreSQL NOTIFY channel carrying Events. NOTIFY is
-// sent at commit, so a listener never hears of a change that rolled back,
-// and every API replica listening hears it.
-const EventsChannel = "beacon_events"
-
 // Event types.
 const (
 	EventCheckResult = "check_result"
 )
 
-// Event announces a change to a monitor's owner.
+// Event announces a change to a monitor's owner: the envelope the realtime
+// hub routes (realtime.Channel), published by RecordResults' SQL.
 type Event struct {
 	Type      string  `json:"type"`
 	OwnerID   *int64  `json:"owner_id,omitempty"`
@@ -318,7 +280,7 @@ func scanResult(row pgx.Row) (Result, error) {
 
 // ResultByJob returns the result a check job stored, if any.
 func (s *Store) ResultByJob(ctx context.Context, jobID int64) (Result, error) {
-	r, err := scanResult(s.pool.QueryRow(ctx, `SELECT `+resultColumns+` FROM check_results WHERE job_id = $1`, jobID))
+	r, err := scanResult(s.q(ctx).QueryRow(ctx, `SELECT `+resultColumns+` FROM check_results WHERE job_id = $1`, jobID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Result{}, apperr.Errorf(apperr.NotFound, "job %d stored no result", jobID)
 	}
@@ -328,83 +290,29 @@ func (s *Store) ResultByJob(ctx context.Context, jobID int64) (Result, error) {
 	return r, nil
 }
 
-// ResultQuery selects a page of results, newest first.
-type ResultQuery struct {
-	From, To time.Time // [From, To)
-	Cursor   string    // from a previous page; empty for the first
-	Limit    int
-}
-
 // ResultPage is one page of results; NextCursor is empty on the last page.
 type ResultPage struct {
 	Items      []Result `json:"items"`
 	NextCursor string   `json:"next_cursor,omitempty"`
 }
 
-// Cursors are opaque to clients: base64 of "unixnano.id" of the last item.
-func encodeCursor(r Result) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(r.CheckedAt.UnixNano(), 10) + "." + strconv.FormatInt(r.ID, 10)))
-}
-
-func decodeCursor(c string) (time.Time, int64, error) {
-	bad := apperr.InvalidField("cursor", "is not a cursor returned by this API")
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return time.Time{}, 0, bad
-	}
-	ts, id, ok := strings.Cut(string(raw), ".")
-	if !ok {
-		return time.Time{}, 0, bad
-	}
-	ns, err1 := strconv.ParseInt(ts, 10, 64)
-	n, err2 := strconv.ParseInt(id, 10, 64)
-	if err1 != nil || err2 != nil {
-		return time.Time{}, 0, bad
-	}
-	return time.Unix(0, ns), n, nil
-}
-
-// Results returns a page of a monitor's results in [From, To), newest first.
-func (s *Store) Results(ctx context.Context, owner, monitorID int64, q ResultQuery) (ResultPage, error) {
-	if q.Limit < 1 {
-		return ResultPage{}, apperr.InvalidField("limit", "must be at least 1")
-	}
-	if _, err := s.Get(ctx, owner, monitorID); err != nil {
-		return ResultPage{}, err
-	}
-	// Without a cursor, start just past To: (To, MaxInt64) sorts after every row in range.
-	beforeAt, beforeID := q.To, int64(math.MaxInt64)
-	if q.Cursor != "" {
-		var err error
-		if beforeAt, beforeID, err = decodeCursor(q.Cursor); err != nil {
-			return ResultPage{}, err
-		}
-		if beforeAt.After(q.To) {
-			beforeAt, beforeID = q.To, math.MaxInt64
-		}
-	}
-	rows, err := s.pool.Query(ctx, `
+// results returns up to limit results of a monitor in [from, to) sorting
+// before (beforeAt, beforeID), newest first.
+func (s *Store) results(ctx context.Context, monitorID int64, from, to, beforeAt time.Time, beforeID int64, limit int) ([]Result, error) {
+	rows, err := s.q(ctx).Query(ctx, `
 		SELECT `+resultColumns+` FROM check_results
 		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3 AND (checked_at, id) < ($4, $5)
 		ORDER BY checked_at DESC, id DESC
 		LIMIT $6`,
-		monitorID, q.From, q.To, beforeAt, beforeID, q.Limit+1)
+		monitorID, from, to, beforeAt, beforeID, limit)
 	if err != nil {
-		return ResultPage{}, fmt.Errorf("results of monitor %d: %w", monitorID, err)
+		return nil, fmt.Errorf("results of monitor %d: %w", monitorID, err)
 	}
 	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Result, error) { return scanResult(r) })
 	if err != nil {
-		return ResultPage{}, fmt.Errorf("results of monitor %d: %w", monitorID, err)
+		return nil, fmt.Errorf("results of monitor %d: %w", monitorID, err)
 	}
-	page := ResultPage{Items: items}
-	if len(items) > q.Limit {
-		page.Items = items[:q.Limit]
-		page.NextCursor = encodeCursor(page.Items[q.Limit-1])
-	}
-	if page.Items == nil {
-		page.Items = []Result{}
-	}
-	return page, nil
+	return items, nil
 }
 
 // Stats summarises a monitor's checks in [from, to) per bucket, computed in
@@ -414,7 +322,7 @@ func (s *Store) Stats(ctx context.Context, owner, monitorID int64, from, to time
 	if _, err := s.Get(ctx, owner, monitorID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.q(ctx).Query(ctx, `
 		SELECT date_bin(make_interval(secs => $4), checked_at, timestamptz 'epoch') AS bucket,
 		       count(*),
 		       count(*) FILTER (WHERE ok),
@@ -514,7 +422,7 @@ func (s *Store) PruneResults(ctx context.Context, before time.Time, batch int) (
 
 // AdoptUnowned gives monitors created before accounts existed to owner.
 func (s *Store) AdoptUnowned(ctx context.Context, owner int64) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE monitors SET owner_id = $1 WHERE owner_id IS NULL`, owner)
+	tag, err := s.q(ctx).Exec(ctx, `UPDATE monitors SET owner_id = $1 WHERE owner_id IS NULL`, owner)
 	if err != nil {
 		return 0, fmt.Errorf("adopt unowned monitors: %w", err)
 	}
@@ -545,7 +453,8 @@ func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
 		st Status
 		id int64
 	)
-	err := s.pool.QueryRow(ctx, `SELECT id, name, state, last_checked_at FROM monitors WHERE public_slug = $1`, slug).
+	q := s.q(ctx)
+	err := q.QueryRow(ctx, `SELECT id, name, state, last_checked_at FROM monitors WHERE public_slug = $1`, slug).
 		Scan(&id, &st.Name, &st.State, &st.LastCheckedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Status{}, apperr.Errorf(apperr.NotFound, "no public status page %q", slug)
@@ -554,14 +463,14 @@ func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}
 	now := s.now()
-	err = s.pool.QueryRow(ctx, `
+	err = q.QueryRow(ctx, `
 		SELECT avg(ok::int) FILTER (WHERE checked_at >= $2), avg(ok::int)
 		FROM check_results WHERE monitor_id = $1 AND checked_at >= $3`,
 		id, now.Add(-24*time.Hour), now.Add(-7*24*time.Hour)).Scan(&st.Uptime24h, &st.Uptime7d)
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT checked_at, ok, duration_ms FROM check_results
+	rows, err := q.Query(ctx, `SELECT checked_at, ok, duration_ms FROM check_results
 		WHERE monitor_id = $1 ORDER BY checked_at DESC, id DESC LIMIT 50`, id)
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
@@ -579,6 +488,6 @@ func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
 // Owns reports whether owner owns monitor id (for scoping jobs).
 func (s *Store) Owns(ctx context.Context, owner, id int64) (bool, error) {
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2)`, id, owner).Scan(&ok)
+	err := s.q(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2)`, id, owner).Scan(&ok)
 	return ok, err
 }

@@ -21,7 +21,7 @@ func TestStoreCreateGet(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	m, err := b.store.Create(ctx, b.owner, monitors.Spec{
+	m, err := b.svc.Create(ctx, b.owner, monitors.Spec{
 		Name: " api ", URL: "https://example.com/health", Method: "head",
 		ExpectedStatus: []int{204, 200, 204}, Enabled: true,
 	})
@@ -43,7 +43,7 @@ func TestStoreCreateGet(t *testing.T) {
 	require.NotNil(t, plain.ExpectedStatus, "an empty list must read back as [], not null")
 	require.Empty(t, plain.ExpectedStatus)
 
-	_, err = b.store.Get(ctx, b.owner, plain.ID+1000)
+	_, err = b.svc.Get(ctx, b.owner, plain.ID+1000)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 }
 
@@ -53,7 +53,7 @@ func TestStoreCreateInvalid(t *testing.T) {
 
 	spec := validSpec("api")
 	spec.URL = "https://user:secret@example.com/"
-	_, err := b.store.Create(context.Background(), b.owner, spec)
+	_, err := b.svc.Create(context.Background(), b.owner, spec)
 	requireInvalid(t, err, "url")
 	require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM monitors`))
 }
@@ -74,7 +74,7 @@ func TestStoreList(t *testing.T) {
 		after int64
 	)
 	for range 10 { // bounded: a broken cursor must not loop forever
-		page, err := b.store.List(ctx, b.owner, after, 2)
+		page, err := listAfter(ctx, b, b.owner, after, 2)
 		require.NoError(t, err)
 		if len(page) == 0 {
 			break
@@ -88,7 +88,7 @@ func TestStoreList(t *testing.T) {
 	require.Equal(t, want, got)
 	require.Equal(t, []int{2, 2, 1}, sizes)
 
-	page, err := b.store.List(ctx, b.owner, want[1], 100)
+	page, err := listAfter(ctx, b, b.owner, want[1], 100)
 	require.NoError(t, err)
 	require.Len(t, page, 3)
 	require.Equal(t, want[2], page[0].ID)
@@ -108,7 +108,7 @@ func TestStoreUpdate(t *testing.T) {
 		before := mustCreate(t, b, spec)
 
 		b.clock.Set(t0.Add(time.Minute))
-		after, err := b.store.Update(context.Background(), b.owner, before.ID, func(s *monitors.Spec) { s.Name = "renamed" })
+		after, err := b.svc.Update(context.Background(), b.owner, before.ID, func(s *monitors.Spec) { s.Name = "renamed" })
 		require.NoError(t, err)
 
 		want := spec
@@ -124,7 +124,7 @@ func TestStoreUpdate(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		m := mustCreate(t, b, validSpec("api"))
-		after, err := b.store.Update(context.Background(), b.owner, m.ID, func(s *monitors.Spec) {
+		after, err := b.svc.Update(context.Background(), b.owner, m.ID, func(s *monitors.Spec) {
 			s.Method = "post"
 			s.ExpectedStatus = []int{404, 200, 404}
 		})
@@ -141,13 +141,13 @@ func TestStoreUpdate(t *testing.T) {
 		mustClaim(t, b, 10) // next check at t0+60s
 
 		b.clock.Set(t0.Add(10 * time.Second))
-		off, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Enabled = false })
+		off, err := b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Enabled = false })
 		require.NoError(t, err)
 		require.False(t, off.Enabled)
 		requireSameTime(t, t0.Add(60*time.Second), off.NextCheckAt)
 
 		b.clock.Set(t0.Add(10 * time.Minute))
-		on, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Enabled = true })
+		on, err := b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.Enabled = true })
 		require.NoError(t, err)
 		require.True(t, on.Enabled)
 		requireSameTime(t, t0.Add(10*time.Minute), on.NextCheckAt)
@@ -164,13 +164,13 @@ func TestStoreUpdate(t *testing.T) {
 		requireSameTime(t, t0.Add(time.Hour), mustGet(t, b, m.ID).NextCheckAt)
 
 		b.clock.Set(t0.Add(time.Minute))
-		shorter, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 60 })
+		shorter, err := b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 60 })
 		require.NoError(t, err)
 		requireSameTime(t, t0.Add(2*time.Minute), shorter.NextCheckAt)
 
 		// A longer interval never pushes the next check back.
 		b.clock.Set(t0.Add(90 * time.Second))
-		longer, err := b.store.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 7200 })
+		longer, err := b.svc.Update(ctx, b.owner, m.ID, func(s *monitors.Spec) { s.IntervalSeconds = 7200 })
 		require.NoError(t, err)
 		requireSameTime(t, t0.Add(2*time.Minute), longer.NextCheckAt)
 	})
@@ -181,7 +181,7 @@ func TestStoreUpdate(t *testing.T) {
 		m := mustCreate(t, b, validSpec("api"))
 
 		b.clock.Set(t0.Add(time.Minute))
-		_, err := b.store.Update(context.Background(), b.owner, m.ID, func(s *monitors.Spec) {
+		_, err := b.svc.Update(context.Background(), b.owner, m.ID, func(s *monitors.Spec) {
 			s.Name = "renamed"
 			s.Enabled = false
 			s.TimeoutMS = s.IntervalSeconds * 1000
@@ -193,7 +193,7 @@ func TestStoreUpdate(t *testing.T) {
 	t.Run("NotFound", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		_, err := b.store.Update(context.Background(), b.owner, 42, func(s *monitors.Spec) { s.Name = "x" })
+		_, err := b.svc.Update(context.Background(), b.owner, 42, func(s *monitors.Spec) { s.Name = "x" })
 		require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	})
 }
@@ -210,15 +210,15 @@ func TestStoreDelete(t *testing.T) {
 	}
 	mustRecord(t, b, monitors.Result{MonitorID: other.ID, CheckedAt: t0, OK: true})
 
-	require.NoError(t, b.store.Delete(ctx, b.owner, m.ID))
+	require.NoError(t, b.svc.Delete(ctx, b.owner, m.ID))
 
-	_, err := b.store.Get(ctx, b.owner, m.ID)
+	_, err := b.svc.Get(ctx, b.owner, m.ID)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM check_results WHERE monitor_id = $1`, m.ID))
 	require.Equal(t, 1, countRows(t, b.pool, `SELECT count(*) FROM check_results WHERE monitor_id = $1`, other.ID))
 
-	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.store.Delete(ctx, b.owner, m.ID)))
-	_, err = b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: t0, To: t0.Add(time.Hour), Limit: 10})
+	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.Delete(ctx, b.owner, m.ID)))
+	_, err = b.svc.Results(ctx, b.owner, m.ID, rq(t0, t0.Add(time.Hour), "", 10))
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	_, err = b.store.Stats(ctx, b.owner, m.ID, t0, t0.Add(time.Hour), time.Minute)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
@@ -239,13 +239,13 @@ func TestStoreRecordResult(t *testing.T) {
 		}
 		in.ID = mustRecord(t, b, in)
 
-		got, err := b.store.ResultByJob(context.Background(), jobID)
+		got, err := b.svc.CheckResult(context.Background(), jobID)
 		require.NoError(t, err)
 		requireSameTime(t, in.CheckedAt, got.CheckedAt)
 		got.CheckedAt = in.CheckedAt
 		require.Equal(t, in, got)
 
-		_, err = b.store.ResultByJob(context.Background(), jobID+1)
+		_, err = b.svc.CheckResult(context.Background(), jobID+1)
 		require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 	})
 
@@ -257,7 +257,7 @@ func TestStoreRecordResult(t *testing.T) {
 		mustRecord(t, b, monitors.Result{MonitorID: m.ID, JobID: &jobID, CheckedAt: t0, OK: true})
 
 		require.Zero(t, countRows(t, b.pool, `SELECT count(*) FROM check_results WHERE error_kind IS NOT NULL OR error IS NOT NULL`))
-		got, err := b.store.ResultByJob(context.Background(), jobID)
+		got, err := b.svc.CheckResult(context.Background(), jobID)
 		require.NoError(t, err)
 		require.True(t, got.OK)
 		require.Empty(t, got.ErrorKind)
@@ -355,7 +355,7 @@ func TestStoreResults(t *testing.T) {
 
 	t.Run("ExactLastPageHasNoCursor", func(t *testing.T) {
 		t.Parallel()
-		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: from, To: to, Limit: len(wantIDs)})
+		page, err := b.svc.Results(ctx, b.owner, m.ID, rq(from, to, "", len(wantIDs)))
 		require.NoError(t, err)
 		require.Len(t, page.Items, len(wantIDs))
 		require.Empty(t, page.NextCursor)
@@ -366,7 +366,7 @@ func TestStoreResults(t *testing.T) {
 	t.Run("Range", func(t *testing.T) {
 		t.Parallel()
 		// [2 s, 7 s): the three at 2 s and the one at 5 s; not those at 7 s.
-		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: at(2), To: at(7), Limit: 100})
+		page, err := b.svc.Results(ctx, b.owner, m.ID, rq(at(2), at(7), "", 100))
 		require.NoError(t, err)
 		var got []time.Time
 		for _, r := range page.Items {
@@ -378,7 +378,7 @@ func TestStoreResults(t *testing.T) {
 
 	t.Run("EmptyRange", func(t *testing.T) {
 		t.Parallel()
-		page, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: at(100), To: at(200), Limit: 10})
+		page, err := b.svc.Results(ctx, b.owner, m.ID, rq(at(100), at(200), "", 10))
 		require.NoError(t, err)
 		require.NotNil(t, page.Items)
 		require.Empty(t, page.Items)
@@ -389,7 +389,7 @@ func TestStoreResults(t *testing.T) {
 		t.Parallel()
 		enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 		for _, c := range []string{"!!!", "not base64 at all", enc("12345"), enc("abc.1"), enc("1.abc"), enc(".")} {
-			_, err := b.store.Results(ctx, b.owner, m.ID, monitors.ResultQuery{From: from, To: to, Cursor: c, Limit: 2})
+			_, err := b.svc.Results(ctx, b.owner, m.ID, rq(from, to, c, 2))
 			requireInvalid(t, err, "cursor")
 		}
 	})
@@ -405,7 +405,7 @@ func requirePages(t *testing.T, store *monitors.Store, owner, monitorID int64, f
 		cursor string
 	)
 	for range 2 * len(want) { // bounded: a cursor that does not advance must not loop forever
-		page, err := store.Results(context.Background(), owner, monitorID, monitors.ResultQuery{From: from, To: to, Cursor: cursor, Limit: 2})
+		page, err := monitors.NewService(store, nil).Results(context.Background(), owner, monitorID, rq(from, to, cursor, 2))
 		require.NoError(t, err)
 		sizes = append(sizes, len(page.Items))
 		for _, r := range page.Items {

@@ -103,12 +103,26 @@ func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error
 		return err
 	}
 	w.Metrics.RecordCheck(ctx, m.Method, res)
+	if to := stateOf(res); w.Log != nil && to != m.State {
+		// Info, in the job's span: at the default level a trace of a flip
+		// has its log line, and a flip is rare enough to log every time.
+		w.Log.InfoContext(ctx, "monitor state changed", "monitor_id", m.ID, "from", string(m.State), "to", string(to),
+			"status_code", res.StatusCode, "error_kind", res.ErrorKind)
+	}
 	if w.Log != nil {
 		// Debug: one line per check is too many at info for thousands of monitors.
 		w.Log.DebugContext(ctx, "check stored", "monitor_id", m.ID, "ok", res.OK,
 			"status_code", res.StatusCode, "error_kind", res.ErrorKind, "duration_ms", res.DurationMS)
 	}
 	return nil
+}
+
+// stateOf is the state a result puts its monitor in.
+func stateOf(r Result) State {
+	if r.OK {
+		return StateUp
+	}
+	return StateDown
 }
 
 // ScheduleArgs asks the scheduler to enqueue every due check.
@@ -166,29 +180,29 @@ func EnqueueDue(ctx context.Context, store *Store, client *river.Client[pgx.Tx],
 }
 
 func enqueueBatch(ctx context.Context, store *Store, client *river.Client[pgx.Tx], batch int) (int, error) {
-	tx, err := store.Pool().Begin(ctx)
+	var n int
+	err := database.InTx(ctx, store.pool, func(ctx context.Context, tx pgx.Tx) error {
+		due, err := store.ClaimDue(ctx, tx, batch)
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		params := make([]river.InsertManyParams, len(due))
+		for i, d := range due {
+			slot := d.Slot.UTC()
+			args := CheckArgs{MonitorID: d.MonitorID, Slot: &slot}
+			opts := args.InsertOpts()
+			params[i] = river.InsertManyParams{Args: args, InsertOpts: &opts}
+		}
+		if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+			return err
+		}
+		n = len(due)
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue due checks: %w", err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	due, err := store.ClaimDue(ctx, tx, batch)
-	if err != nil || len(due) == 0 {
-		return 0, err
-	}
-	params := make([]river.InsertManyParams, len(due))
-	for i, d := range due {
-		slot := d.Slot.UTC()
-		args := CheckArgs{MonitorID: d.MonitorID, Slot: &slot}
-		opts := args.InsertOpts()
-		params[i] = river.InsertManyParams{Args: args, InsertOpts: &opts}
-	}
-	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
-		return 0, fmt.Errorf("enqueue due checks: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("enqueue due checks: %w", err)
-	}
-	return len(due), nil
+	return n, nil
 }
 
 // PruneArgs asks for results past the retention period to be deleted.

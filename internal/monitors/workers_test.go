@@ -107,7 +107,7 @@ func TestCheckWorker(t *testing.T) {
 		m := monitorOf(t, tg.URL+"/health", true)
 
 		// The way the API asks for a check.
-		svc := &monitors.Service{Store: b.store, Jobs: client}
+		svc := monitors.NewService(b.store, client)
 		jobID, err := svc.RunCheck(ctx, b.owner, m.ID)
 		require.NoError(t, err)
 
@@ -121,7 +121,7 @@ func TestCheckWorker(t *testing.T) {
 		require.True(t, out.OK)
 		require.Empty(t, out.Skipped)
 		require.Equal(t, 1, resultsOfJob(t, jobID))
-		res, err := b.store.ResultByJob(ctx, jobID)
+		res, err := b.svc.CheckResult(ctx, jobID)
 		require.NoError(t, err)
 		require.Equal(t, out.ResultID, res.ID)
 		require.Equal(t, m.ID, res.MonitorID)
@@ -152,7 +152,7 @@ func TestCheckWorker(t *testing.T) {
 		out := checkOutput(t, job)
 		require.False(t, out.OK)
 		require.NotZero(t, out.ResultID)
-		res, err := b.store.ResultByJob(ctx, job.ID)
+		res, err := b.svc.CheckResult(ctx, job.ID)
 		require.NoError(t, err)
 		require.Equal(t, out.ResultID, res.ID)
 		require.Equal(t, "status", res.ErrorKind)
@@ -164,7 +164,7 @@ func TestCheckWorker(t *testing.T) {
 		t.Parallel()
 		tg := newTarget(t, statusHandler(http.StatusOK))
 		m := monitorOf(t, tg.URL+"/health", true)
-		require.NoError(t, b.store.Delete(ctx, b.owner, m.ID))
+		require.NoError(t, b.svc.Delete(ctx, b.owner, m.ID))
 
 		ins, err := client.Insert(ctx, monitors.CheckArgs{MonitorID: m.ID, Manual: true}, nil)
 		require.NoError(t, err)
@@ -183,7 +183,7 @@ func TestCheckWorker(t *testing.T) {
 		deleted := make(chan error, 1)
 		var id atomic.Int64
 		tg := newTarget(t, func(w http.ResponseWriter, _ *http.Request) {
-			deleted <- b.store.Delete(ctx, b.owner, id.Load())
+			deleted <- b.svc.Delete(ctx, b.owner, id.Load())
 			w.WriteHeader(http.StatusOK)
 		})
 		m := monitorOf(t, tg.URL+"/health", true)
@@ -235,7 +235,7 @@ func TestCheckWorker(t *testing.T) {
 func TestRunCheckNotFound(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	svc := &monitors.Service{Store: b.store, Jobs: insertOnlyClient(t, b.pool, b.store)}
+	svc := monitors.NewService(b.store, insertOnlyClient(t, b.pool, b.store))
 
 	_, err := svc.RunCheck(context.Background(), b.owner, 12345)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
@@ -283,6 +283,7 @@ func TestEnqueueDueTwoClients(t *testing.T) {
 	url := pgtest.NewURL(t)
 	clock := &testClock{now: t0}
 	type proc struct {
+		pool   *pgxpool.Pool
 		store  *monitors.Store
 		client *river.Client[pgx.Tx]
 	}
@@ -290,9 +291,9 @@ func TestEnqueueDueTwoClients(t *testing.T) {
 	for range 2 {
 		pool := mustOpen(t, url, nil)
 		store := monitors.NewStore(pool, clock.Now)
-		procs = append(procs, proc{store: store, client: insertOnlyClient(t, pool, store)})
+		procs = append(procs, proc{pool: pool, store: store, client: insertOnlyClient(t, pool, store)})
 	}
-	pool := procs[0].store.Pool()
+	pool := procs[0].pool
 
 	// 200 monitors due at different past instants, every 60 s.
 	const count = 200

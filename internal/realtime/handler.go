@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/httpx"
 	"github.com/beaconhq/beacon/internal/problem"
 )
 
@@ -43,7 +43,7 @@ type hello struct {
 // the dashboard proxies /v1/events, so its requests are same-origin.
 //
 // Messages are JSON text: first {"type":"hello","user_id":N}, then each
-// monitors.Event of that user as it was notified, and {"type":"resync"}
+// event of that user as it was published (see Channel), and {"type":"resync"}
 // after the replica lost events while reconnecting to the database. A
 // client too slow to keep up with Options.Buffer messages is closed with
 // status 1008 "too slow", and every connection with 1008 "token expired"
@@ -57,7 +57,7 @@ func Handler(hub *Hub, authenticate func(*http.Request) (auth.Principal, error))
 			problem.Write(w, http.StatusUnauthorized, "a valid access token is required")
 			return
 		}
-		if !isUpgrade(r) {
+		if !httpx.IsUpgrade(r) {
 			w.Header().Set("Connection", "Upgrade")
 			w.Header().Set("Upgrade", "websocket")
 			problem.Write(w, http.StatusUpgradeRequired, "this endpoint speaks websocket only")
@@ -197,20 +197,4 @@ func withQueryToken(r *http.Request) *http.Request {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+token)
 	return r
-}
-
-// isUpgrade reports whether r asks for a websocket.
-func isUpgrade(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
-}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }

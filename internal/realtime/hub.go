@@ -1,7 +1,7 @@
 // Package realtime pushes live updates to signed-in users over websocket.
 //
-// Changes are announced with PostgreSQL NOTIFY on monitors.EventsChannel,
-// in the transaction that makes them, so every API replica hears every
+// Changes are announced with PostgreSQL NOTIFY on Channel, in the
+// transaction that makes them (Publish, or pg_notify in a domain's SQL), so every API replica hears every
 // change once it commits, whichever replica or worker made it. Each
 // replica's Hub listens on one dedicated connection and hands each event to
 // the websockets of the event's owner on that replica; a client may connect
@@ -12,16 +12,81 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beaconhq/beacon/internal/database"
-	"github.com/beaconhq/beacon/internal/monitors"
 )
+
+// Channel is the PostgreSQL NOTIFY channel of every event. NOTIFY is sent at
+// commit, so a listener never hears of a change that rolled back, and every
+// API replica listening hears it.
+//
+// A payload is an envelope: a JSON object (at most MaxPayload bytes) with
+// "type", naming the event for clients, and "owner_id", the user it is for,
+// whatever else the domain puts in it. The hub routes on owner_id and hands
+// the payload to that user's websockets as is; a payload without owner_id is
+// dropped, never guessed.
+const Channel = "beacon_events"
+
+// MaxPayload is the largest payload PostgreSQL's NOTIFY carries, less a margin.
+const MaxPayload = 7900
+
+// Event is the envelope a domain publishes from Go: Type and OwnerID, and
+// Data's JSON fields next to them.
+type Event struct {
+	Type    string
+	OwnerID int64
+	Data    any // encodes to a JSON object, or is nil
+}
+
+// Querier runs a statement: a pgx.Tx (published at its commit) or a pool
+// (published at once).
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Publish announces ev to its owner's websockets on every replica once q's
+// transaction commits.
+func Publish(ctx context.Context, q Querier, ev Event) error {
+	payload, err := ev.encode()
+	if err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, payload); err != nil {
+		return fmt.Errorf("publish %s event: %w", ev.Type, err)
+	}
+	return nil
+}
+
+func (ev Event) encode() (string, error) {
+	if ev.Type == "" || ev.OwnerID == 0 {
+		return "", errors.New("realtime: an event needs a type and an owner")
+	}
+	fields := map[string]json.RawMessage{}
+	if ev.Data != nil {
+		raw, err := json.Marshal(ev.Data)
+		if err != nil {
+			return "", fmt.Errorf("realtime: encode %s event: %w", ev.Type, err)
+		}
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return "", fmt.Errorf("realtime: %s event data must encode to a JSON object", ev.Type)
+		}
+	}
+	fields["type"], _ = json.Marshal(ev.Type)
+	fields["owner_id"], _ = json.Marshal(ev.OwnerID)
+	out, _ := json.Marshal(fields)
+	if len(out) > MaxPayload {
+		return "", fmt.Errorf("realtime: %s event is %d bytes, over %d", ev.Type, len(out), MaxPayload)
+	}
+	return string(out), nil
+}
 
 // Options tune a Hub. Zero values mean the defaults.
 type Options struct {
@@ -126,7 +191,7 @@ func NewHub(pool *pgxpool.Pool, log *slog.Logger, opts Options) *Hub {
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.stop()
 	l := &database.Listener{
-		Pool: h.pool, Channel: monitors.EventsChannel, Name: "event", Log: h.log,
+		Pool: h.pool, Channel: Channel, Name: "event", Log: h.log,
 		PingTimeout: h.opts.WriteTimeout,
 		Listening: func(recovered bool) {
 			if recovered {
@@ -145,7 +210,7 @@ func (h *Hub) dispatch(payload string) {
 	}
 	if err := json.Unmarshal([]byte(payload), &ev); err != nil || ev.OwnerID == nil {
 		// Never guess a recipient. The payload is not logged: it is user data.
-		h.log.Warn("ignoring event without owner_id", "channel", monitors.EventsChannel, "bytes", len(payload))
+		h.log.Warn("ignoring event without owner_id", "channel", Channel, "bytes", len(payload))
 		return
 	}
 	if dropped := h.publish(*ev.OwnerID, []byte(payload)); dropped > 0 {

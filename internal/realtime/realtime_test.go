@@ -20,7 +20,6 @@ import (
 
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/database"
-	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/pgtest"
 	"github.com/beaconhq/beacon/internal/realtime"
 )
@@ -111,7 +110,7 @@ func waitListening(t *testing.T, pool *pgxpool.Pool, n int) {
 
 func notify(t *testing.T, pool *pgxpool.Pool, payload string) {
 	t.Helper()
-	_, err := pool.Exec(context.Background(), `SELECT pg_notify($1, $2)`, monitors.EventsChannel, payload)
+	_, err := pool.Exec(context.Background(), `SELECT pg_notify($1, $2)`, realtime.Channel, payload)
 	require.NoError(t, err)
 }
 
@@ -221,10 +220,6 @@ func TestEventsReachClientsOfEveryReplica(t *testing.T) {
 
 	owner := createUser(t, poolB, "owner@example.com")
 	other := createUser(t, poolB, "other@example.com")
-	var monitorID int64
-	require.NoError(t, poolB.QueryRow(context.Background(), `
-		INSERT INTO monitors (owner_id, name, url, method, interval_seconds, timeout_ms)
-		VALUES ($1, 'site', 'https://example.com', 'GET', 60, 1000) RETURNING id`, owner).Scan(&monitorID))
 
 	onA := connect(t, a, owner)
 	onB := connect(t, b, owner)
@@ -236,24 +231,21 @@ func TestEventsReachClientsOfEveryReplica(t *testing.T) {
 	require.JSONEq(t, payload, string(onA.nextRaw(t, 5*time.Second)))
 	require.JSONEq(t, payload, string(onB.nextRaw(t, 5*time.Second)))
 
-	// So does a result stored by B, once its transaction commits.
+	// So does an event published by B in a transaction, once it commits.
 	ctx := context.Background()
 	tx, err := poolB.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	status := 200
-	_, err = monitors.NewStore(poolB, nil).RecordResult(ctx, tx, monitors.Result{
-		MonitorID: monitorID, CheckedAt: time.Now(), DurationMS: 12, StatusCode: &status, OK: true,
-	})
-	require.NoError(t, err)
+	require.NoError(t, realtime.Publish(ctx, tx, realtime.Event{
+		Type: "thing_changed", OwnerID: owner, Data: map[string]any{"thing_id": 7, "state": "up"},
+	}))
 	onA.requireNothing(t, 100*time.Millisecond) // not before commit
 	require.NoError(t, tx.Commit(ctx))
 	ev := onA.next(t)
-	require.Equal(t, monitors.EventCheckResult, ev["type"])
+	require.Equal(t, "thing_changed", ev["type"])
 	require.EqualValues(t, owner, ev["owner_id"])
-	require.EqualValues(t, monitorID, ev["monitor_id"])
+	require.EqualValues(t, 7, ev["thing_id"])
 	require.Equal(t, "up", ev["state"])
-	require.Equal(t, true, ev["result"].(map[string]any)["ok"])
 	require.Equal(t, ev, onB.next(t))
 
 	// Nothing of it reaches another user.
@@ -592,4 +584,18 @@ func TestConnectionEndsWithItsToken(t *testing.T) {
 	require.Equal(t, websocket.StatusPolicyViolation, websocket.CloseStatus(err), "error: %v", err)
 	require.Contains(t, err.Error(), "token expired")
 	require.Less(t, time.Since(start), 4*time.Second)
+}
+
+func TestPublishRefusesWhatTheHubWouldDrop(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.New(t)
+	ctx := context.Background()
+	for name, ev := range map[string]realtime.Event{
+		"no owner":      {Type: "x"},
+		"no type":       {OwnerID: 1},
+		"not an object": {Type: "x", OwnerID: 1, Data: []int{1}},
+		"too large":     {Type: "x", OwnerID: 1, Data: map[string]string{"blob": strings.Repeat("a", realtime.MaxPayload)}},
+	} {
+		require.Error(t, realtime.Publish(ctx, pool, ev), name)
+	}
 }

@@ -19,13 +19,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/beaconhq/beacon/internal/monitors"
 	"github.com/beaconhq/beacon/internal/telemetry"
 )
 
@@ -401,12 +401,18 @@ func TestNamedTraceExporters(t *testing.T) {
 func TestMetricsHandlerServesPrometheus(t *testing.T) {
 	t.Parallel()
 	c := newCapture(t, telemetry.Options{})
-	m, err := monitors.NewMetrics(c.tel.MeterProvider)
+	// Instruments shaped like a domain's: a counter and a histogram in seconds.
+	meter := c.tel.MeterProvider.Meter("test")
+	checks, err := meter.Int64Counter("beacon.checks")
+	require.NoError(t, err)
+	duration, err := meter.Float64Histogram("beacon.check.duration", metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.05, 0.1, 1))
 	require.NoError(t, err)
 	ctx, span := c.tel.TracerProvider.Tracer("test").Start(context.Background(), "check")
-	code := 200
-	m.RecordCheck(ctx, http.MethodGet, monitors.Result{OK: true, DurationMS: 42, StatusCode: &code})
-	m.RecordCheck(ctx, http.MethodGet, monitors.Result{OK: false, DurationMS: 5, ErrorKind: "timeout"})
+	up := metric.WithAttributes(attribute.String("outcome", "up"))
+	checks.Add(ctx, 1, up)
+	duration.Record(ctx, 0.042, up)
+	checks.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "down"), attribute.String("error_kind", "timeout")))
 	span.End()
 	traceID := span.SpanContext().TraceID().String()
 

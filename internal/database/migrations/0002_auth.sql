@@ -1,4 +1,4 @@
--- Users, API clients and refresh tokens (OAuth2), and monitor ownership.
+-- Users, API clients and refresh tokens (OAuth2).
 CREATE TABLE users (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     email         text        NOT NULL CHECK (char_length(email) BETWEEN 3 AND 254),
@@ -41,10 +41,3 @@ CREATE TABLE login_failures (
     failed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX login_failures_key_idx ON login_failures (key, failed_at);
-
--- Monitors belong to a user. Rows from before this migration have no owner
--- until the first admin adopts them at bootstrap.
-ALTER TABLE monitors ADD COLUMN owner_id bigint REFERENCES users (id) ON DELETE CASCADE;
-ALTER TABLE monitors ADD COLUMN public_slug text UNIQUE
-    CHECK (public_slug ~ '^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$');
-CREATE INDEX monitors_owner_idx ON monitors (owner_id, id);

@@ -1,4 +1,4 @@
-package httpapi_test
+package monitorsapi_test
 
 import (
 	"context"
@@ -67,12 +67,12 @@ func BenchmarkGetMonitor(b *testing.B) {
 
 func benchGetMonitor(b *testing.B, tel *telemetry.Telemetry) {
 	bundle := setup(b, setupOpts{telemetry: tel})
-	m := bundle.mustCreate(b, map[string]any{"name": "bench", "url": "https://example.com/"})
+	m := mustCreate(b, bundle, map[string]any{"name": "bench", "url": "https://example.com/"})
 	path := fmt.Sprintf("/v1/monitors/%d", int64(m["id"].(float64)))
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptest.NewRecorder()
-		bundle.handler.ServeHTTP(rec, bundle.request(b, http.MethodGet, path, nil))
+		bundle.Handler.ServeHTTP(rec, bundle.Request(b, http.MethodGet, path, nil))
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}

@@ -1,4 +1,4 @@
-package httpapi_test
+package monitorsapi_test
 
 import (
 	"encoding/json"
@@ -23,14 +23,14 @@ import (
 func TestEveryErrorIsAProblem(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	admin := b.signIn(t, "admin-methods@example.org", auth.RoleAdmin)
+	admin := b.SignIn(t, "admin-methods@example.org", auth.RoleAdmin)
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
-		Endpoints: riverui.NewEndpoints(b.client, nil),
+		Endpoints: riverui.NewEndpoints(b.Client, nil),
 		Logger:    slog.New(slog.DiscardHandler),
 		Prefix:    "/riverui",
 	})
 	require.NoError(t, err)
-	deps := b.deps
+	deps := b.Deps
 	deps.RiverUI = ui
 	deps.Events = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	h, _ := httpapi.NewServer(deps)

@@ -1,4 +1,4 @@
-package httpapi_test
+package monitorsapi_test
 
 import (
 	"context"
@@ -16,25 +16,25 @@ func TestIdempotencyKey(t *testing.T) {
 	b := setup(t, setupOpts{})
 	post := func(t *testing.T, path, key string, body any) response {
 		t.Helper()
-		req := b.request(t, http.MethodPost, path, body)
+		req := b.Request(t, http.MethodPost, path, body)
 		if key != "" {
 			req.Header.Set("Idempotency-Key", key)
 		}
-		resp, err := b.server.Client().Do(req)
+		resp, err := b.Server.Client().Do(req)
 		require.NoError(t, err)
 		return readResponse(t, resp)
 	}
 	monitor := map[string]any{"name": "once", "url": "https://example.com/", "interval_seconds": 60}
 
 	first := post(t, "/v1/monitors", "k-1", monitor)
-	require.Equal(t, http.StatusCreated, first.status, "%s", first.body)
+	require.Equal(t, http.StatusCreated, first.Status, "%s", first.Body)
 	again := post(t, "/v1/monitors", "k-1", monitor)
-	require.Equal(t, http.StatusCreated, again.status, "%s", again.body)
-	require.Equal(t, first.json(t)["id"], again.json(t)["id"])
-	require.Equal(t, first.header.Get("Location"), again.header.Get("Location"))
-	require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+	require.Equal(t, http.StatusCreated, again.Status, "%s", again.Body)
+	require.Equal(t, first.JSON(t)["id"], again.JSON(t)["id"])
+	require.Equal(t, first.Header.Get("Location"), again.Header.Get("Location"))
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 	var n int
-	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM monitors WHERE name = 'once'`).Scan(&n))
+	require.NoError(t, b.Pool.QueryRow(context.Background(), `SELECT count(*) FROM monitors WHERE name = 'once'`).Scan(&n))
 	require.Equal(t, 1, n)
 
 	other := map[string]any{"name": "other", "url": "https://example.com/", "interval_seconds": 60}
@@ -42,18 +42,18 @@ func TestIdempotencyKey(t *testing.T) {
 	requireProblem(t, post(t, "/v1/monitors", strings.Repeat("k", 256), monitor), http.StatusUnprocessableEntity)
 	// A failed request stores nothing: the same key may be used again.
 	requireProblem(t, post(t, "/v1/monitors", "k-2", map[string]any{"name": "x", "url": "ftp://x/", "interval_seconds": 60}), http.StatusUnprocessableEntity)
-	require.Equal(t, http.StatusCreated, post(t, "/v1/monitors", "k-2", other).status)
+	require.Equal(t, http.StatusCreated, post(t, "/v1/monitors", "k-2", other).Status)
 
 	// Run-check: a retry follows the same job.
-	path := first.header.Get("Location") + "/checks"
+	path := first.Header.Get("Location") + "/checks"
 	c1, c2 := post(t, path, "c-1", nil), post(t, path, "c-1", nil)
-	require.Equal(t, http.StatusAccepted, c1.status, "%s", c1.body)
-	require.Equal(t, c1.json(t)["job_id"], c2.json(t)["job_id"])
+	require.Equal(t, http.StatusAccepted, c1.Status, "%s", c1.Body)
+	require.Equal(t, c1.JSON(t)["job_id"], c2.JSON(t)["job_id"])
 
 	// Clients: a retry names the same client, without its secret (stored nowhere).
 	k1, k2 := post(t, "/v1/clients", "cl-1", map[string]any{"name": "ci"}), post(t, "/v1/clients", "cl-1", map[string]any{"name": "ci"})
-	require.Equal(t, http.StatusCreated, k1.status, "%s", k1.body)
-	require.NotEmpty(t, k1.json(t)["client_secret"], "%s", k1.body)
-	require.Equal(t, k1.json(t)["client_id"], k2.json(t)["client_id"])
-	require.Empty(t, k2.json(t)["client_secret"])
+	require.Equal(t, http.StatusCreated, k1.Status, "%s", k1.Body)
+	require.NotEmpty(t, k1.JSON(t)["client_secret"], "%s", k1.Body)
+	require.Equal(t, k1.JSON(t)["client_id"], k2.JSON(t)["client_id"])
+	require.Empty(t, k2.JSON(t)["client_secret"])
 }

@@ -1,4 +1,4 @@
-package httpapi_test
+package monitorsapi_test
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func TestServerSpansAndMetrics(t *testing.T) {
 	t.Parallel()
 	mt := newMemTelemetry(t)
 	b := setup(t, setupOpts{telemetry: mt.tel})
-	m := b.mustCreate(t, map[string]any{"name": "x", "url": "https://example.com/"})
+	m := mustCreate(t, b, map[string]any{"name": "x", "url": "https://example.com/"})
 	path := fmt.Sprintf("/v1/monitors/%d", int64(m["id"].(float64)))
 	// The server spans of the sign-in and the create end after their
 	// responses are written: wait for both, and drop them.
@@ -78,11 +78,11 @@ func TestServerSpansAndMetrics(t *testing.T) {
 
 	// Probes and documentation are not traced.
 	for _, p := range []string{"/healthz", "/readyz", "/docs", "/openapi.json", "/openapi.yaml"} {
-		require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, p, nil).status, p)
+		require.Equal(t, http.StatusOK, b.Do(t, http.MethodGet, p, nil).Status, p)
 	}
 
-	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, path, nil).status)
-	requireProblem(t, b.do(t, http.MethodGet, "/v2/nothing", nil), http.StatusNotFound)
+	require.Equal(t, http.StatusOK, b.Do(t, http.MethodGet, path, nil).Status)
+	requireProblem(t, b.Do(t, http.MethodGet, "/v2/nothing", nil), http.StatusNotFound)
 	var spans []tracetest.SpanStub
 	require.Eventually(t, func() bool {
 		spans = append(spans, mt.serverSpans(t)...)
@@ -134,7 +134,7 @@ func TestServerSpansAndMetrics(t *testing.T) {
 func TestAPIPortDoesNotServeMetrics(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{telemetry: newMemTelemetry(t).tel})
-	requireProblem(t, b.do(t, http.MethodGet, "/metrics", nil), http.StatusNotFound)
+	requireProblem(t, b.Do(t, http.MethodGet, "/metrics", nil), http.StatusNotFound)
 }
 
 // failureLines is a log writer that keeps only the export-failure reports,
@@ -229,9 +229,9 @@ func requireResilient(t *testing.T, collector string) {
 	})
 	require.NoError(t, err)
 	b := setup(t, setupOpts{telemetry: tel})
-	m := b.mustCreate(t, map[string]any{"name": "x", "url": "https://example.com/"})
+	m := mustCreate(t, b, map[string]any{"name": "x", "url": "https://example.com/"})
 	path := fmt.Sprintf("/v1/monitors/%d", int64(m["id"].(float64)))
-	proto := b.request(t, http.MethodGet, path, nil)
+	proto := b.Request(t, http.MethodGet, path, nil)
 
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(client.CloseIdleConnections)

@@ -1,4 +1,4 @@
-package httpapi_test
+package monitorsapi_test
 
 import (
 	"encoding/base64"
@@ -33,7 +33,7 @@ type operation struct {
 // what the API exposes.
 func operations(t *testing.T, b *testBundle) []operation {
 	t.Helper()
-	doc := b.as("").do(t, http.MethodGet, "/openapi.json", nil).json(t)
+	doc := b.As("").Do(t, http.MethodGet, "/openapi.json", nil).JSON(t)
 	var ops []operation
 	for path, item := range doc["paths"].(map[string]any) {
 		for method, raw := range item.(map[string]any) {
@@ -72,29 +72,29 @@ func body(method string) any {
 func TestEveryOperationIsProtected(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	anonymous := b.as("")
-	expired := b.as("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl")
+	anonymous := b.As("")
+	expired := b.As("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl")
 	for _, o := range operations(t, b) {
 		if publicOperations[o.id] {
 			require.False(t, o.secured, "%s is public but declares security", o.id)
-			r := anonymous.do(t, o.method, o.url(1), body(o.method))
-			require.NotEqual(t, http.StatusUnauthorized, r.status, "public %s asked for a token", o.id)
+			r := anonymous.Do(t, o.method, o.url(1), body(o.method))
+			require.NotEqual(t, http.StatusUnauthorized, r.Status, "public %s asked for a token", o.id)
 			continue
 		}
 		require.True(t, o.secured, "%s declares no security scheme: protect it (private/admin in routes.go) or list it in publicOperations", o.id)
 		for _, c := range []*testBundle{anonymous, expired} {
-			r := c.do(t, o.method, o.url(1), body(o.method))
+			r := c.Do(t, o.method, o.url(1), body(o.method))
 			p := requireProblem(t, r, http.StatusUnauthorized)
 			require.NotEmpty(t, p["detail"], o.id)
-			require.Contains(t, r.header.Get("WWW-Authenticate"), "Bearer", o.id)
+			require.Contains(t, r.Header.Get("WWW-Authenticate"), "Bearer", o.id)
 		}
 	}
 }
 
 func TestAdminOperationsRefuseMembers(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{}) // b.token is a member's
-	admin := b.as(b.signIn(t, "root@example.org", auth.RoleAdmin))
+	b := setup(t, setupOpts{}) // b.Token is a member's
+	admin := b.As(b.SignIn(t, "root@example.org", auth.RoleAdmin))
 	var n int
 	ops := operations(t, b)
 	for _, o := range ops {
@@ -102,19 +102,19 @@ func TestAdminOperationsRefuseMembers(t *testing.T) {
 			continue
 		}
 		n++
-		requireProblem(t, b.do(t, o.method, o.url(1), body(o.method)), http.StatusForbidden)
+		requireProblem(t, b.Do(t, o.method, o.url(1), body(o.method)), http.StatusForbidden)
 	}
 	// River UI, outside huma, has the same guard.
-	requireProblem(t, b.as("").do(t, http.MethodGet, "/riverui/", nil), http.StatusUnauthorized)
-	requireProblem(t, b.do(t, http.MethodGet, "/riverui/", nil), http.StatusForbidden)
+	requireProblem(t, b.As("").Do(t, http.MethodGet, "/riverui/", nil), http.StatusUnauthorized)
+	requireProblem(t, b.Do(t, http.MethodGet, "/riverui/", nil), http.StatusForbidden)
 	// Then as the admin, whose calls may delete or disable the member.
 	for _, o := range ops {
 		if o.admin {
-			require.NotEqual(t, http.StatusForbidden, admin.do(t, o.method, o.url(1), body(o.method)).status, o.id)
+			require.NotEqual(t, http.StatusForbidden, admin.Do(t, o.method, o.url(1), body(o.method)).Status, o.id)
 		}
 	}
 	require.GreaterOrEqual(t, n, 5, "the admin operations are tagged Admin")
-	require.Equal(t, http.StatusOK, admin.do(t, http.MethodGet, "/riverui/", nil).status)
+	require.Equal(t, http.StatusOK, admin.Do(t, http.MethodGet, "/riverui/", nil).Status)
 }
 
 // Another user's resources answer 404, exactly like missing ones: their
@@ -123,16 +123,16 @@ func TestOtherUsersResourcesAreNotFound(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 	alice := b
-	bob := b.as(b.signIn(t, "bob@example.org", auth.RoleMember))
+	bob := b.As(b.SignIn(t, "bob@example.org", auth.RoleMember))
 
-	m := alice.mustCreate(t, map[string]any{"name": "alice's", "url": "https://example.com/"})
+	m := mustCreate(t, alice, map[string]any{"name": "alice's", "url": "https://example.com/"})
 	id := int64(m["id"].(float64))
-	run := alice.do(t, http.MethodPost, fmt.Sprintf("/v1/monitors/%d/checks", id), nil)
-	require.Equal(t, http.StatusAccepted, run.status)
-	jobID := int64(run.json(t)["job_id"].(float64))
-	client := alice.do(t, http.MethodPost, "/v1/clients", map[string]any{"name": "ci"})
-	require.Equal(t, http.StatusCreated, client.status, "%s", client.body)
-	clientID := int64(client.json(t)["id"].(float64))
+	run := alice.Do(t, http.MethodPost, fmt.Sprintf("/v1/monitors/%d/checks", id), nil)
+	require.Equal(t, http.StatusAccepted, run.Status)
+	jobID := int64(run.JSON(t)["job_id"].(float64))
+	client := alice.Do(t, http.MethodPost, "/v1/clients", map[string]any{"name": "ci"})
+	require.Equal(t, http.StatusCreated, client.Status, "%s", client.Body)
+	clientID := int64(client.JSON(t)["id"].(float64))
 
 	for _, o := range operations(t, b) {
 		var target int64
@@ -150,37 +150,37 @@ func TestOtherUsersResourcesAreNotFound(t *testing.T) {
 		if o.method == http.MethodPatch {
 			in = map[string]any{"name": "taken over"}
 		}
-		requireProblem(t, bob.do(t, o.method, o.url(target), in), http.StatusNotFound)
+		requireProblem(t, bob.Do(t, o.method, o.url(target), in), http.StatusNotFound)
 		if o.method == http.MethodGet {
-			require.Equal(t, http.StatusOK, alice.do(t, o.method, o.url(target), nil).status, "%s works for its owner", o.id)
+			require.Equal(t, http.StatusOK, alice.Do(t, o.method, o.url(target), nil).Status, "%s works for its owner", o.id)
 		}
 	}
 	// Nothing of Alice's changed, and Bob's list is empty.
-	got := alice.do(t, http.MethodGet, fmt.Sprintf("/v1/monitors/%d", id), nil)
-	require.Equal(t, http.StatusOK, got.status)
-	require.Equal(t, "alice's", got.json(t)["name"])
-	require.Equal(t, []any{}, bob.do(t, http.MethodGet, "/v1/monitors", nil).json(t)["items"])
-	clients := alice.do(t, http.MethodGet, "/v1/clients", nil)
-	require.Contains(t, string(clients.body), `"client_id"`)
-	require.NotContains(t, string(clients.body), `"revoked_at"`)
+	got := alice.Do(t, http.MethodGet, fmt.Sprintf("/v1/monitors/%d", id), nil)
+	require.Equal(t, http.StatusOK, got.Status)
+	require.Equal(t, "alice's", got.JSON(t)["name"])
+	require.Equal(t, []any{}, bob.Do(t, http.MethodGet, "/v1/monitors", nil).JSON(t)["items"])
+	clients := alice.Do(t, http.MethodGet, "/v1/clients", nil)
+	require.Contains(t, string(clients.Body), `"client_id"`)
+	require.NotContains(t, string(clients.Body), `"revoked_at"`)
 }
 
 func TestTokenEndpoint(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 	post := func(form url.Values, basic ...string) response {
-		req, err := http.NewRequest(http.MethodPost, b.server.URL+"/v1/oauth/token", strings.NewReader(form.Encode()))
+		req, err := http.NewRequest(http.MethodPost, b.Server.URL+"/v1/oauth/token", strings.NewReader(form.Encode()))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if len(basic) == 2 {
 			req.SetBasicAuth(url.QueryEscape(basic[0]), url.QueryEscape(basic[1]))
 		}
-		resp, err := b.server.Client().Do(req)
+		resp, err := b.Server.Client().Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		var r response
-		r.status, r.header = resp.StatusCode, resp.Header
-		r.body = readAll(t, resp)
+		r.Status, r.Header = resp.StatusCode, resp.Header
+		r.Body = readAll(t, resp)
 		return r
 	}
 	oauthError := func(r response, status int, code string) {
@@ -188,31 +188,31 @@ func TestTokenEndpoint(t *testing.T) {
 		p := requireProblem(t, r, status)
 		require.Equal(t, code, p["error"], "RFC 6749 error code")
 		require.NotEmpty(t, p["error_description"])
-		require.Equal(t, "no-store", r.header.Get("Cache-Control"))
+		require.Equal(t, "no-store", r.Header.Get("Cache-Control"))
 	}
 
 	// Password grant, then refresh with rotation.
 	ok := post(url.Values{"grant_type": {"password"}, "username": {"member@example.org"}, "password": {testPassword}})
-	require.Equal(t, http.StatusOK, ok.status, "%s", ok.body)
-	require.Equal(t, "no-store", ok.header.Get("Cache-Control"))
-	tok := ok.json(t)
+	require.Equal(t, http.StatusOK, ok.Status, "%s", ok.Body)
+	require.Equal(t, "no-store", ok.Header.Get("Cache-Control"))
+	tok := ok.JSON(t)
 	require.Equal(t, "Bearer", tok["token_type"])
 	refreshed := post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
-	require.Equal(t, http.StatusOK, refreshed.status)
+	require.Equal(t, http.StatusOK, refreshed.Status)
 	oauthError(post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}), 400, "invalid_grant")
 
 	// Client credentials, with HTTP Basic and in the form.
-	c := b.do(t, http.MethodPost, "/v1/clients", map[string]any{"name": "robot"}).json(t)
+	c := b.Do(t, http.MethodPost, "/v1/clients", map[string]any{"name": "robot"}).JSON(t)
 	id, secret := c["client_id"].(string), c["client_secret"].(string)
-	require.Equal(t, http.StatusOK, post(url.Values{"grant_type": {"client_credentials"}}, id, secret).status)
+	require.Equal(t, http.StatusOK, post(url.Values{"grant_type": {"client_credentials"}}, id, secret).Status)
 	machine := post(url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}})
-	require.Equal(t, http.StatusOK, machine.status)
-	robot := b.as(machine.json(t)["access_token"].(string))
-	require.Equal(t, http.StatusOK, robot.do(t, http.MethodGet, "/v1/monitors", nil).status)
+	require.Equal(t, http.StatusOK, machine.Status)
+	robot := b.As(machine.JSON(t)["access_token"].(string))
+	require.Equal(t, http.StatusOK, robot.Do(t, http.MethodGet, "/v1/monitors", nil).Status)
 	oauthError(post(url.Values{"grant_type": {"client_credentials"}}, id, "wrong"), 401, "invalid_client")
 	// Revoking the client ends its token at once.
-	require.Equal(t, http.StatusNoContent, b.do(t, http.MethodDelete, fmt.Sprintf("/v1/clients/%d", int64(c["id"].(float64))), nil).status)
-	requireProblem(t, robot.do(t, http.MethodGet, "/v1/monitors", nil), http.StatusUnauthorized)
+	require.Equal(t, http.StatusNoContent, b.Do(t, http.MethodDelete, fmt.Sprintf("/v1/clients/%d", int64(c["id"].(float64))), nil).Status)
+	requireProblem(t, robot.Do(t, http.MethodGet, "/v1/monitors", nil), http.StatusUnauthorized)
 
 	// Bad requests.
 	oauthError(post(url.Values{}), 400, "invalid_request")
@@ -223,7 +223,7 @@ func TestTokenEndpoint(t *testing.T) {
 	parts := strings.Split(tok["access_token"].(string), ".")
 	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	forged := base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(claims), `"member"`, `"admin"`, 1)))
-	requireProblem(t, b.as(parts[0]+"."+forged+"."+parts[2]).do(t, http.MethodGet, "/v1/admin/users", nil), http.StatusUnauthorized)
+	requireProblem(t, b.As(parts[0]+"."+forged+"."+parts[2]).Do(t, http.MethodGet, "/v1/admin/users", nil), http.StatusUnauthorized)
 
 	// Failed sign-ins are rate limited, with Retry-After, for known and
 	// unknown accounts alike.
@@ -233,11 +233,11 @@ func TestTokenEndpoint(t *testing.T) {
 			last = post(url.Values{"grant_type": {"password"}, "username": {user}, "password": {"wrong password 00"}})
 		}
 		oauthError(last, http.StatusTooManyRequests, "slow_down")
-		require.NotEmpty(t, last.header.Get("Retry-After"))
+		require.NotEmpty(t, last.Header.Get("Retry-After"))
 	}
 	// Sign-out revokes the refresh token.
-	fresh := refreshed.json(t)["refresh_token"].(string)
-	rv, err := b.server.Client().PostForm(b.server.URL+"/v1/oauth/revoke", url.Values{"token": {fresh}})
+	fresh := refreshed.JSON(t)["refresh_token"].(string)
+	rv, err := b.Server.Client().PostForm(b.Server.URL+"/v1/oauth/revoke", url.Values{"token": {fresh}})
 	require.NoError(t, err)
 	rv.Body.Close()
 	require.Equal(t, http.StatusOK, rv.StatusCode)
@@ -248,29 +248,29 @@ func TestTokenEndpoint(t *testing.T) {
 // user's token follows at once.
 func TestAdminChangesUsers(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{}) // b.token is a member's
-	admin := b.as(b.signIn(t, "root@example.org", auth.RoleAdmin))
-	other := b.as(b.signIn(t, "other-admin@example.org", auth.RoleAdmin))
+	b := setup(t, setupOpts{}) // b.Token is a member's
+	admin := b.As(b.SignIn(t, "root@example.org", auth.RoleAdmin))
+	other := b.As(b.SignIn(t, "other-admin@example.org", auth.RoleAdmin))
 	id := func(c *testBundle) string {
-		r := c.do(t, http.MethodGet, "/v1/me", nil)
-		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-		return fmt.Sprint(int64(r.json(t)["id"].(float64)))
+		r := c.Do(t, http.MethodGet, "/v1/me", nil)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		return fmt.Sprint(int64(r.JSON(t)["id"].(float64)))
 	}
 	memberID, otherID, adminID := id(b), id(other), id(admin)
 
-	r := admin.do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"disabled": true})
-	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	require.Equal(t, true, r.json(t)["disabled"])
-	requireProblem(t, b.do(t, http.MethodGet, "/v1/me", nil), http.StatusUnauthorized)
-	r = admin.do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"disabled": false})
-	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/v1/me", nil).status)
+	r := admin.Do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"disabled": true})
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.Equal(t, true, r.JSON(t)["disabled"])
+	requireProblem(t, b.Do(t, http.MethodGet, "/v1/me", nil), http.StatusUnauthorized)
+	r = admin.Do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"disabled": false})
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.Equal(t, http.StatusOK, b.Do(t, http.MethodGet, "/v1/me", nil).Status)
 
-	r = admin.do(t, http.MethodPatch, "/v1/admin/users/"+otherID, map[string]any{"role": "member"})
-	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-	requireProblem(t, other.do(t, http.MethodGet, "/v1/admin/users", nil), http.StatusForbidden)
+	r = admin.Do(t, http.MethodPatch, "/v1/admin/users/"+otherID, map[string]any{"role": "member"})
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	requireProblem(t, other.Do(t, http.MethodGet, "/v1/admin/users", nil), http.StatusForbidden)
 
-	requireProblem(t, admin.do(t, http.MethodPatch, "/v1/admin/users/"+adminID, map[string]any{"role": "member"}), http.StatusConflict)
-	requireProblem(t, admin.do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"role": "owner"}), http.StatusUnprocessableEntity)
-	requireProblem(t, admin.do(t, http.MethodPatch, "/v1/admin/users/424242", map[string]any{"disabled": true}), http.StatusNotFound)
+	requireProblem(t, admin.Do(t, http.MethodPatch, "/v1/admin/users/"+adminID, map[string]any{"role": "member"}), http.StatusConflict)
+	requireProblem(t, admin.Do(t, http.MethodPatch, "/v1/admin/users/"+memberID, map[string]any{"role": "owner"}), http.StatusUnprocessableEntity)
+	requireProblem(t, admin.Do(t, http.MethodPatch, "/v1/admin/users/424242", map[string]any{"disabled": true}), http.StatusNotFound)
 }
