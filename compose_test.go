@@ -9,14 +9,13 @@ package beacon_test
 // fails on a bad file.
 
 import (
-	"net/netip"
-
 	"context"
 	"fmt"
-	"github.com/beaconhq/beacon/internal/netguard"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -26,9 +25,14 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/beaconhq/beacon/internal/config"
+	"github.com/beaconhq/beacon/internal/netguard"
 )
 
 const (
@@ -73,6 +77,7 @@ var genericChecks = []projectCheck{
 	{"hardening", checkHardening},
 	{"bind mounts exist and are read-only", checkBindMounts},
 	{"grafana is read-only for visitors", checkGrafana},
+	{"every secret a started service needs is set", checkSecretsSet},
 }
 
 // roleChecks hold for the Beacon roles of the core file.
@@ -189,21 +194,78 @@ services:
 	}
 }
 
-// TestComposeRequiresSecrets: each required variable stops compose with its
-// message when unset, for any profile (compose interpolates every service
-// before it applies profiles).
+// TestComposeRequiresSecrets: a secret is asked for only where it is used.
+// The core stack's stop compose with their message when unset, for any
+// profile (compose interpolates every service before it applies profiles,
+// and the core services run in every one). A profile's own (Grafana's,
+// pgAdmin's) are no `:?`, so loading never asks for them; what refuses to
+// start without them (compose for a secret, pgAdmin's entrypoint) does so
+// only when their service is started, which checkSecretsSet models.
 func TestComposeRequiresSecrets(t *testing.T) {
 	t.Parallel()
 
 	files := allComposeFiles(t)
-	for _, name := range slices.Sorted(maps.Keys(composeTestEnv)) {
+	for _, name := range coreSecrets {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 
-			_, err := loadComposeEnv(t.Context(), files, composeEnv(name))
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), name)
+			for _, profiles := range [][]string{nil, {"monitoring"}, {"*"}} {
+				_, err := loadComposeEnv(t.Context(), files, composeEnv(name), profiles...)
+				require.Error(t, err, "profiles %v", profiles)
+				assert.Contains(t, err.Error(), name, "profiles %v", profiles)
+			}
 		})
+	}
+	for name, usedBy := range profileSecrets {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+
+			for _, profiles := range [][]string{nil, {"monitoring"}, {"admin"}, {"elastic"}, {"*"}} {
+				p, err := loadComposeEnv(t.Context(), files, composeEnv(name), profiles...)
+				require.NoError(t, err, "profiles %v: loading must not ask for %s", profiles, name)
+				_, started := p.Services[usedBy]
+				missing := slices.ContainsFunc(checkSecretsSet(p), func(problem string) bool { return strings.Contains(problem, name) })
+				assert.Equal(t, started, missing, "profiles %v: %s missing must stop %s, and only it:\n%s",
+					profiles, name, usedBy, strings.Join(checkSecretsSet(p), "\n"))
+			}
+		})
+	}
+}
+
+// TestSecretsCheckCatchesProblems: checkSecretsSet reports a secret whose
+// variable is unset or empty, and an empty variable a service needs at start.
+func TestSecretsCheckCatchesProblems(t *testing.T) {
+	t.Parallel()
+
+	const file = `
+services:
+  grafana:
+    image: grafana/grafana:13.2.0
+    secrets: [grafana_admin_password]
+  pgadmin:
+    image: dpage/pgadmin4:9.8
+    environment:
+      PGADMIN_DEFAULT_EMAIL: ${PGADMIN_DEFAULT_EMAIL:-}
+      PGADMIN_DEFAULT_PASSWORD: ${PGADMIN_DEFAULT_PASSWORD:-}
+secrets:
+  grafana_admin_password:
+    environment: GRAFANA_ADMIN_PASSWORD
+`
+	path := writeFile(t, "docker-compose.yml", file)
+	for _, tt := range []struct {
+		env  []string
+		want []string
+	}{
+		{nil, []string{"grafana: secret grafana_admin_password: GRAFANA_ADMIN_PASSWORD is unset or empty",
+			"pgadmin: PGADMIN_DEFAULT_EMAIL is empty", "pgadmin: PGADMIN_DEFAULT_PASSWORD is empty"}},
+		{[]string{"GRAFANA_ADMIN_PASSWORD=", "PGADMIN_DEFAULT_EMAIL=a@example.com"}, []string{
+			"grafana: secret grafana_admin_password: GRAFANA_ADMIN_PASSWORD is unset or empty",
+			"pgadmin: PGADMIN_DEFAULT_PASSWORD is empty"}},
+		{[]string{"GRAFANA_ADMIN_PASSWORD=x", "PGADMIN_DEFAULT_EMAIL=a@example.com", "PGADMIN_DEFAULT_PASSWORD=y"}, nil},
+	} {
+		p, err := loadComposeEnv(t.Context(), []string{path}, tt.env)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, checkSecretsSet(p), "env %v", tt.env)
 	}
 }
 
@@ -453,9 +515,20 @@ func loadComposeEnv(ctx context.Context, files, env []string, profiles ...string
 	return opts.LoadProject(ctx)
 }
 
-// composeTestEnv gives the variables that the compose files require
-// (`${VAR:?message}`: compose refuses to load without them, whatever the
-// profiles) a value for the tests, unless the environment sets them.
+// coreSecrets are the core stack's `${VAR:?message}`: compose refuses to
+// load without them, whatever the profiles.
+var coreSecrets = []string{"BEACON_JWT_SECRET", "BEACON_ADMIN_EMAIL", "BEACON_ADMIN_PASSWORD"}
+
+// profileSecrets are needed by one service of a profile, and asked for only
+// when it starts (see checkSecretsSet): variable -> service.
+var profileSecrets = map[string]string{
+	"GRAFANA_ADMIN_PASSWORD":   "grafana",
+	"PGADMIN_DEFAULT_EMAIL":    "pgadmin",
+	"PGADMIN_DEFAULT_PASSWORD": "pgadmin",
+}
+
+// composeTestEnv gives coreSecrets and profileSecrets a value for the tests,
+// unless the environment sets them.
 var composeTestEnv = map[string]string{
 	"GRAFANA_ADMIN_PASSWORD":   "test-only-grafana-password",
 	"PGADMIN_DEFAULT_EMAIL":    "pgadmin@example.com",
@@ -739,13 +812,64 @@ func checkGrafana(p *types.Project) []string {
 	if !strings.EqualFold(env("GF_USERS_ALLOW_SIGN_UP"), "false") {
 		problems = append(problems, "grafana: sign-up must be off (GF_USERS_ALLOW_SIGN_UP=false)")
 	}
-	if pw := env("GF_SECURITY_ADMIN_PASSWORD"); pw == "" || pw == "admin" {
-		problems = append(problems, "grafana: the admin password must come from the environment (GF_SECURITY_ADMIN_PASSWORD), not Grafana's default")
+	// The image's run.sh reads GF_<KEY>__FILE into GF_<KEY>; a compose secret
+	// is mounted at /run/secrets/<name> (checkSecretsSet sees it is set).
+	pw, pwFile := env("GF_SECURITY_ADMIN_PASSWORD"), env("GF_SECURITY_ADMIN_PASSWORD__FILE")
+	switch {
+	case pw != "" && pwFile != "":
+		problems = append(problems, "grafana: GF_SECURITY_ADMIN_PASSWORD and its __FILE are both set: the image refuses to start")
+	case pwFile != "":
+		if !slices.ContainsFunc(s.Secrets, func(ref types.ServiceSecretConfig) bool { return secretTarget(ref) == pwFile }) {
+			problems = append(problems, "grafana: GF_SECURITY_ADMIN_PASSWORD__FILE is "+pwFile+", which is no secret of the service")
+		}
+	case pw == "" || pw == "admin":
+		problems = append(problems, "grafana: the admin password must come from the environment or a secret (GF_SECURITY_ADMIN_PASSWORD or its __FILE), not Grafana's default")
 	}
 	if env("GF_INSTALL_PLUGINS") != "" || env("GF_PLUGINS_PREINSTALL") != "" || !strings.EqualFold(env("GF_PLUGINS_PREINSTALL_DISABLED"), "true") {
 		problems = append(problems, "grafana: downloads plugins at start: leave GF_INSTALL_PLUGINS unset and set GF_PLUGINS_PREINSTALL_DISABLED=true")
 	}
 	return problems
+}
+
+// needsAtStart lists, per service, variables its image refuses to start
+// without (pgAdmin's entrypoint: "You need to define..."), which the compose
+// file therefore leaves empty when unset instead of requiring with `:?`.
+var needsAtStart = map[string][]string{
+	"pgadmin": {"PGADMIN_DEFAULT_EMAIL", "PGADMIN_DEFAULT_PASSWORD"},
+}
+
+// checkSecretsSet: what `docker compose up` or the containers refuse to
+// start without, for the services of the active profiles only. Compose reads
+// an `environment:` secret when it creates a service that uses it, and fails
+// if the variable is unset (recent versions also if empty).
+func checkSecretsSet(p *types.Project) []string {
+	var problems []string
+	for _, name := range sortedServiceNames(p) {
+		s := p.Services[name]
+		for _, ref := range s.Secrets {
+			secret, ok := p.Secrets[ref.Source]
+			if ok && secret.Environment != "" && secret.Content == "" {
+				problems = append(problems, fmt.Sprintf("%s: secret %s: %s is unset or empty", name, ref.Source, secret.Environment))
+			}
+		}
+		for _, k := range needsAtStart[name] {
+			if v := s.Environment[k]; v == nil || *v == "" {
+				problems = append(problems, fmt.Sprintf("%s: %s is empty", name, k))
+			}
+		}
+	}
+	return problems
+}
+
+// secretTarget is where compose mounts a service's secret.
+func secretTarget(ref types.ServiceSecretConfig) string {
+	switch {
+	case ref.Target == "":
+		return "/run/secrets/" + ref.Source
+	case strings.HasPrefix(ref.Target, "/"):
+		return ref.Target
+	}
+	return "/run/secrets/" + ref.Target
 }
 
 // checkStartupOrder: every depends_on condition can be met, or `docker
@@ -774,13 +898,15 @@ func checkStartupOrder(p *types.Project) []string {
 	return problems
 }
 
-// isBeaconService reports whether s runs the image built from ./Dockerfile.
+// isBeaconService reports whether s runs an image this repository builds
+// (Beacon's ./Dockerfile, the collector's, the demo's): those are ours to harden.
 func isBeaconService(s types.ServiceConfig) bool {
 	return s.Build != nil || path.Base(imageRepository(s.Image)) == beaconImage
 }
 
-// checkHardening: nothing is privileged; Beacon's own containers drop every
-// capability, cannot gain privileges and have a read-only root filesystem.
+// checkHardening: nothing is privileged; the containers of images built here
+// drop every capability, cannot gain privileges and have a read-only root
+// filesystem.
 func checkHardening(p *types.Project) []string {
 	var problems []string
 	for _, w := range workloads(p) {
@@ -979,4 +1105,352 @@ func TestComposeTrustsOnlyTheDashboard(t *testing.T) {
 	subnet := p.Networks["front-tier"].Ipam.Config
 	require.Len(t, subnet, 1)
 	require.True(t, netip.MustParsePrefix(subnet[0].Subnet).Contains(dashAddr), "the address is in front-tier's subnet")
+}
+
+// ---- `make up`: scripts/env-init.sh writes the .env that compose reads.
+
+// envInitKeys are the keys scripts/env-init.sh writes (POSTGRES_PASSWORD
+// unless a database volume exists already).
+var envInitKeys = []string{
+	"BEACON_JWT_SECRET", "BEACON_ADMIN_EMAIL", "BEACON_ADMIN_PASSWORD",
+	"GRAFANA_ADMIN_PASSWORD", "PGADMIN_DEFAULT_EMAIL", "PGADMIN_DEFAULT_PASSWORD",
+	"POSTGRES_PASSWORD",
+}
+
+// fakeDocker returns a folder holding a `docker` that appends its arguments
+// to the returned log and answers `docker volume inspect` as if the volume
+// existed or not; nothing else touches a Docker engine.
+func fakeDocker(t *testing.T, volumeExists bool) (bin, log string) {
+	t.Helper()
+	bin = t.TempDir()
+	log = filepath.Join(bin, "docker.log")
+	status := 1
+	if volumeExists {
+		status = 0
+	}
+	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >>%q\n[ \"$1 $2\" = 'volume inspect' ] && exit %d\nexit 0\n", log, status)
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755))
+	return bin, log
+}
+
+// envWithout is the process environment without the variables a developer
+// may have exported for compose (the scripts must not depend on them), with
+// extra appended.
+func envWithout(extra ...string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(envInitKeys, k) || k == "PATH"
+	})
+	return append(env, extra...)
+}
+
+// runEnvInit runs scripts/env-init.sh FILE under POSIX sh with bin first on
+// PATH and returns its output.
+func runEnvInit(t *testing.T, bin, file string) string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "sh", "scripts/env-init.sh", file)
+	cmd.Env = envWithout("PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "env-init: %s", out)
+	return string(out)
+}
+
+// readDotEnv parses an env file the way compose does.
+func readDotEnv(t *testing.T, file string) map[string]string {
+	t.Helper()
+	env, err := dotenv.Read(file)
+	require.NoError(t, err)
+	return env
+}
+
+func isSecretKey(k string) bool {
+	return strings.Contains(k, "PASSWORD") || strings.Contains(k, "SECRET")
+}
+
+// TestEnvInit: the first run writes every key with random secrets to a
+// private file and prints none of them; production accepts them; a second
+// run keeps every value and line, adds a key that was removed and makes the
+// file private again; a run with nothing to add changes nothing.
+func TestEnvInit(t *testing.T) {
+	t.Parallel()
+
+	bin, _ := fakeDocker(t, false)
+	file := filepath.Join(t.TempDir(), ".env")
+	out := runEnvInit(t, bin, file)
+
+	first := readDotEnv(t, file)
+	for _, k := range envInitKeys {
+		assert.NotEmpty(t, first[k], k)
+		if isSecretKey(k) {
+			assert.NotContains(t, out, first[k], "%s is printed", k)
+		}
+	}
+	assert.Contains(t, out, "grep BEACON_ADMIN_PASSWORD "+file, "says where the admin password is")
+	st, err := os.Stat(file)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	// Production refuses placeholders and short secrets: the generated ones pass.
+	prod := map[string]string{"BEACON_ENV": "production", "DATABASE_URL": "postgres://beacon@localhost/beacon"}
+	for _, k := range coreSecrets {
+		prod[k] = first[k]
+	}
+	_, err = config.Load(func(k string) string { return prod[k] })
+	require.NoError(t, err, "production refuses the generated values")
+	for _, k := range envInitKeys {
+		if isSecretKey(k) {
+			assert.False(t, config.IsPlaceholder(first[k]), k)
+			assert.GreaterOrEqual(t, len(first[k]), 32, k)
+		}
+	}
+
+	// Another run on another file: other secrets.
+	other := filepath.Join(t.TempDir(), ".env")
+	runEnvInit(t, bin, other)
+	assert.NotEqual(t, first["BEACON_JWT_SECRET"], readDotEnv(t, other)["BEACON_JWT_SECRET"])
+
+	// Remove a key, add a line of one's own (no final newline), loosen the mode.
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var kept []string
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "GRAFANA_ADMIN_PASSWORD=") {
+			kept = append(kept, line)
+		}
+	}
+	edited := strings.Join(kept, "") + "# mine\nBEACON_VERSION=1.2.3"
+	require.NoError(t, os.WriteFile(file, []byte(edited), 0o644))
+	require.NoError(t, os.Chmod(file, 0o644))
+
+	out = runEnvInit(t, bin, file)
+	assert.Contains(t, out, "GRAFANA_ADMIN_PASSWORD")
+	second := readDotEnv(t, file)
+	for _, k := range envInitKeys {
+		if k == "GRAFANA_ADMIN_PASSWORD" {
+			assert.NotEmpty(t, second[k])
+			assert.NotEqual(t, first[k], second[k], "a removed secret comes back as a new one")
+			continue
+		}
+		assert.Equal(t, first[k], second[k], "%s changed", k)
+	}
+	assert.Equal(t, "1.2.3", second["BEACON_VERSION"], "a line of one's own is kept")
+	b, err = os.ReadFile(file)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(b), edited+"\n"), "lines are only appended:\n%s", b)
+	st, err = os.Stat(file)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "made private again")
+
+	// Nothing to add: nothing changes.
+	runEnvInit(t, bin, file)
+	again, err := os.ReadFile(file)
+	require.NoError(t, err)
+	assert.Equal(t, string(b), string(again))
+}
+
+// TestEnvInitKeepsAnExistingDatabasePassword: PostgreSQL reads its password
+// when its volume is created, so with a volume there already no new
+// POSTGRES_PASSWORD is written (it would lock Beacon out of its database).
+func TestEnvInitKeepsAnExistingDatabasePassword(t *testing.T) {
+	t.Parallel()
+
+	bin, log := fakeDocker(t, true)
+	file := filepath.Join(t.TempDir(), ".env")
+	out := runEnvInit(t, bin, file)
+	env := readDotEnv(t, file)
+	_, has := env["POSTGRES_PASSWORD"]
+	assert.False(t, has, "POSTGRES_PASSWORD written although the volume exists")
+	assert.Contains(t, out, "beacon_postgres-data exists")
+	assert.NotEmpty(t, env["BEACON_JWT_SECRET"])
+	calls, err := os.ReadFile(log)
+	require.NoError(t, err)
+	assert.Equal(t, "volume inspect beacon_postgres-data\n", string(calls))
+}
+
+func TestGitIgnoresDotEnv(t *testing.T) {
+	t.Parallel()
+
+	out, err := exec.CommandContext(t.Context(), "git", "check-ignore", "-v", ".env").CombinedOutput()
+	require.NoError(t, err, "git check-ignore .env: %s (.gitignore must cover the .env of make up)", out)
+}
+
+// TestComposeWithGeneratedEnv: with nothing but the .env that env-init
+// writes (no other environment), every compose file loads for every profile,
+// no variable the files use without a default is missing, and every secret a
+// started service needs is set.
+func TestComposeWithGeneratedEnv(t *testing.T) {
+	t.Parallel()
+
+	bin, _ := fakeDocker(t, false)
+	file := filepath.Join(t.TempDir(), ".env")
+	runEnvInit(t, bin, file)
+	env := readDotEnv(t, file)
+
+	files := allComposeFiles(t)
+	for _, f := range files {
+		for _, name := range variablesWithoutDefault(t, f) {
+			assert.Contains(t, env, name, "%s uses %s without a default and .env lacks it", f, name)
+		}
+	}
+
+	for _, tt := range []struct {
+		name     string
+		profiles []string
+	}{
+		{"core", nil},
+		{"monitoring", []string{"monitoring"}},
+		{"admin", []string{"admin"}},
+		{"elastic", []string{"elastic"}},
+		{"all", []string{"*"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			opts, err := cli.NewProjectOptions(files,
+				cli.WithEnvFiles(file),
+				cli.WithDotEnv,
+				cli.WithProfiles(tt.profiles),
+				cli.WithName("beacon"),
+			)
+			require.NoError(t, err)
+			p, err := opts.LoadProject(t.Context())
+			require.NoError(t, err, "load %v with profiles %v and the generated .env", files, tt.profiles)
+			assert.Empty(t, checkSecretsSet(p))
+			if tt.profiles != nil {
+				assert.Greater(t, len(p.Services), 5, "the profile adds services")
+			}
+		})
+	}
+}
+
+// composeVariable matches ${NAME...} and $NAME; $$ is an escaped dollar.
+var composeVariable = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+
+// variablesWithoutDefault lists the variables a compose file uses with no
+// default (`${VAR}`, `$VAR`, `${VAR:?...}`), from its YAML values (comments
+// do not count).
+func variablesWithoutDefault(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var doc any
+	require.NoError(t, yaml.Unmarshal(b, &doc), file)
+	var names []string
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			for _, m := range composeVariable.FindAllStringSubmatch(v, -1) {
+				switch {
+				case m[0] == "$$":
+				case m[3] != "":
+					names = append(names, m[3])
+				case m[2] == "" || strings.HasPrefix(m[2], "?") || strings.HasPrefix(m[2], ":?"):
+					names = append(names, m[1])
+				}
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+func TestVariablesWithoutDefault(t *testing.T) {
+	t.Parallel()
+
+	f := writeFile(t, "docker-compose.yml", `
+# ${IN_A_COMMENT}
+services:
+  a:
+    image: x:${TAG:-1}
+    command: ["sh", "-c", "echo $$ESCAPED $${ESCAPED2}"]
+    environment:
+      A: ${PLAIN}
+      B: $BARE
+      C: ${REQUIRED:?say so}
+      D: ${EMPTY_DEFAULT:-}
+      E: ${SET_OR_NOT-x}
+      F: ${PRESENT:+yes}
+`)
+	assert.Equal(t, []string{"BARE", "PLAIN", "REQUIRED"}, variablesWithoutDefault(t, f))
+}
+
+// TestMakeUp runs the Makefile's up and down targets with a fake docker:
+// .env is written on the first run and kept on the next, the compose files
+// and PROFILES become the documented command, a demo file joins when
+// present, and without docker make up stops with one line and writes
+// nothing.
+func TestMakeUp(t *testing.T) {
+	t.Parallel()
+
+	makeBin, err := exec.LookPath("make")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "scripts"), 0o755))
+	// Without docker-compose.demo.yml at first: it is added below.
+	for _, f := range []string{"docker-compose.yml", "docker-compose.observability.yml", "Makefile", "scripts/env-init.sh"} {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b, 0o755))
+	}
+	bin, log := fakeDocker(t, false)
+	runMake := func(path string, args ...string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), makeBin, append([]string{"-s", "-C", dir}, args...)...)
+		cmd.Env = slices.DeleteFunc(envWithout("PATH="+path), func(kv string) bool {
+			return strings.HasPrefix(kv, "PROFILES=") || strings.HasPrefix(kv, "MAKEFLAGS=") || strings.HasPrefix(kv, "MAKELEVEL=")
+		})
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	lastCall := func() string {
+		b, err := os.ReadFile(log)
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		return lines[len(lines)-1]
+	}
+	path := bin + string(os.PathListSeparator) + os.Getenv("PATH")
+	const files = "-f docker-compose.yml -f docker-compose.observability.yml"
+
+	// No docker: one line, no .env.
+	out, err := runMake(t.TempDir(), "up")
+	require.Error(t, err)
+	assert.Contains(t, out, "docker not found")
+	ours := slices.DeleteFunc(strings.Split(strings.TrimSpace(out), "\n"), func(l string) bool { return strings.HasPrefix(l, "make: ***") })
+	assert.Len(t, ours, 1, "one line besides make's own:\n%s", out)
+	assert.NoFileExists(t, filepath.Join(dir, ".env"))
+
+	out, err = runMake(path, "up")
+	require.NoError(t, err, out)
+	assert.Equal(t, "compose "+files+" --profile monitoring up --build -d", lastCall())
+	env := readDotEnv(t, filepath.Join(dir, ".env"))
+	for _, k := range envInitKeys {
+		require.NotEmpty(t, env[k], k)
+		if isSecretKey(k) {
+			assert.NotContains(t, out, env[k], "make up prints %s", k)
+		}
+	}
+	assert.Contains(t, out, "grep BEACON_ADMIN_PASSWORD")
+
+	out, err = runMake(path, "up", "PROFILES=monitoring admin")
+	require.NoError(t, err, out)
+	assert.Equal(t, "compose "+files+" --profile monitoring --profile admin up --build -d", lastCall())
+	assert.Equal(t, env, readDotEnv(t, filepath.Join(dir, ".env")), "the second make up changed .env")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "docker-compose.demo.yml"), []byte("services: {}\n"), 0o644))
+	out, err = runMake(path, "up", "PROFILES=")
+	require.NoError(t, err, out)
+	assert.Equal(t, "compose "+files+" -f docker-compose.demo.yml up --build -d", lastCall())
+
+	out, err = runMake(path, "down")
+	require.NoError(t, err, out)
+	assert.Equal(t, "compose "+files+" -f docker-compose.demo.yml --profile * down", lastCall())
 }
