@@ -72,10 +72,10 @@ bench: ## benchmarks, 5 runs each, against a throwaway PostgreSQL; prints median
 			$(GO) test -run "^$$" -bench . -skip GetMonitor -benchmem -count 5 ./...' | tee "$$out" \
 		&& echo && $(GO) run ./scripts/benchratio < "$$out"
 
-loadtest: collector ## end-to-end load test (~5 min): job and request paths of real beacon processes on a throwaway PostgreSQL; one table with ratios
+loadtest: collector ## end-to-end load test (~15 min): job and request paths of real beacon processes on a throwaway PostgreSQL, 20k scheduled monitors with 1/2/4 workers, stats over 10^6-10^7 rows; one table with ratios
 	@GO=$(GO) $(GO) run ./scripts/loadtest
 
-loadtest-smoke: collector ## the load test shortened for CI (~1.5 min); fails if any request or check job failed
+loadtest-smoke: collector ## the load test shortened for CI (~2 min); fails if any request or check job failed
 	@GO=$(GO) $(GO) run ./scripts/loadtest -smoke
 
 faults: ## fault-injection suite (~2 min; needs haproxy): kill -9 of a worker, PostgreSQL restarts, rolling restarts behind haproxy, revoked users, OpenAPI fuzzing

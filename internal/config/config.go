@@ -42,7 +42,7 @@ type Config struct {
 	WorkerConcurrency int           // BEACON_WORKER_CONCURRENCY: parallel checks per worker process
 	SchedulerInterval time.Duration // BEACON_SCHEDULER_INTERVAL: how often due checks are enqueued
 	SchedulerBatch    int           // BEACON_SCHEDULER_BATCH: monitors enqueued per transaction
-	ResultRetention   time.Duration // BEACON_RESULT_RETENTION: check results older than this are pruned
+	ResultRetention   time.Duration // BEACON_RESULT_RETENTION: check results older than this are dropped (whole daily partitions)
 
 	JobFetchCooldown     time.Duration // BEACON_JOB_FETCH_COOLDOWN: least time between two fetches of a queue
 	JobFetchPollInterval time.Duration // BEACON_JOB_FETCH_POLL_INTERVAL: fetch at least this often without a notification
@@ -89,7 +89,7 @@ var Vars = []Var{
 	{"BEACON_WORKER_CONCURRENCY", "50", "checks run in parallel by one worker process (1-1000)"},
 	{"BEACON_SCHEDULER_INTERVAL", "5s", "how often the leader enqueues due checks (1s-1m)"},
 	{"BEACON_SCHEDULER_BATCH", "500", "monitors enqueued per scheduler transaction (1-10000)"},
-	{"BEACON_RESULT_RETENTION", "720h", "check results older than this are pruned hourly (>= 1h)"},
+	{"BEACON_RESULT_RETENTION", "720h", "check results are dropped a whole day at a time once older than this, checked hourly (>= 1h)"},
 	{"BEACON_JOB_FETCH_COOLDOWN", "5ms", "least time between two job fetches of a queue by one worker process (1ms-1s; see docs/performance.md)"},
 	{"BEACON_JOB_FETCH_POLL_INTERVAL", "100ms", "a worker fetches at least this often when no notification came (>= the cooldown, <= 1m)"},
 	{"BEACON_JOB_RESCUE_AFTER", "", "a job running this long is taken for a dead worker's and retried (default: the longest job timeout + 15s, i.e. 90s)"},

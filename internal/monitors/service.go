@@ -236,8 +236,9 @@ type StatsQuery struct {
 }
 
 const (
-	// MaxStatsSpan is the longest range stats cover.
-	MaxStatsSpan = 93 * 24 * time.Hour
+	// MaxStatsSpan is the longest range stats cover: a year (a leap one
+	// included), read from the daily rollups.
+	MaxStatsSpan = 366 * 24 * time.Hour
 	maxBuckets   = 1000
 )
 

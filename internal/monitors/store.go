@@ -23,8 +23,9 @@ import (
 // carries (database.WithTx), if any, else on the pool: a read inside an
 // operation's transaction sees its writes.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool  *pgxpool.Pool
+	now   func() time.Time
+	parts partitionDays // days whose partitions exist
 }
 
 // NewStore returns a Store on pool. now is the clock; nil means time.Now.
@@ -202,6 +203,13 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 		monitorIDs[i], jobIDs[i], checkedAt[i], durations[i] = r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS
 		codes[i], oks[i], kinds[i], texts[i], bodies[i] = r.StatusCode, r.OK, r.ErrorKind, r.Error, string(body)
 	}
+	// The partitions must exist before the statement: the rollups have no
+	// default partition. This is a map lookup unless a day is new.
+	if err := s.ensurePartitions(ctx, tx, checkedAt); err != nil {
+		return nil, fmt.Errorf("record %d results: %w", n, err)
+	}
+	// The rollups are written by the same statement, in (monitor, bucket)
+	// order so that concurrent groups lock shared rows in one order.
 	rows, err := tx.Query(ctx, `
 		WITH r AS (
 			SELECT nextval(pg_get_serial_sequence('check_results', 'id')) AS id, r.*
@@ -212,6 +220,44 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 			OVERRIDING SYSTEM VALUE
 			SELECT id, monitor_id, job_id, checked_at, duration_ms, status_code, ok, NULLIF(error_kind, ''), NULLIF(error, '')
 			FROM r
+		), binned AS (
+			SELECT monitor_id, checked_at, check_latency_bin(duration_ms) AS bin, ok FROM r
+		), minute AS (
+			INSERT INTO check_rollups_minute AS t (monitor_id, bucket, checks, successes, bins, counts)
+			SELECT monitor_id, bucket, sum(n), sum(ok), array_agg(bin ORDER BY bin), array_agg(n::int ORDER BY bin)
+			FROM (SELECT monitor_id, date_bin('1 minute', checked_at, timestamptz 'epoch') AS bucket, bin,
+					count(*) AS n, count(*) FILTER (WHERE ok) AS ok
+				FROM binned GROUP BY 1, 2, 3) g
+			GROUP BY 1, 2 ORDER BY 1, 2
+			ON CONFLICT (monitor_id, bucket) DO UPDATE
+			SET checks = t.checks + excluded.checks, successes = t.successes + excluded.successes,
+				(bins, counts) = (SELECT array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+					FROM (SELECT bin, sum(n)::int AS n FROM unnest(t.bins || excluded.bins, t.counts || excluded.counts) AS u(bin, n)
+						GROUP BY bin) m)
+		), hour AS (
+			INSERT INTO check_rollups_hour AS t (monitor_id, bucket, checks, successes, bins, counts)
+			SELECT monitor_id, bucket, sum(n), sum(ok), array_agg(bin ORDER BY bin), array_agg(n::int ORDER BY bin)
+			FROM (SELECT monitor_id, date_bin('1 hour', checked_at, timestamptz 'epoch') AS bucket, bin,
+					count(*) AS n, count(*) FILTER (WHERE ok) AS ok
+				FROM binned GROUP BY 1, 2, 3) g
+			GROUP BY 1, 2 ORDER BY 1, 2
+			ON CONFLICT (monitor_id, bucket) DO UPDATE
+			SET checks = t.checks + excluded.checks, successes = t.successes + excluded.successes,
+				(bins, counts) = (SELECT array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+					FROM (SELECT bin, sum(n)::int AS n FROM unnest(t.bins || excluded.bins, t.counts || excluded.counts) AS u(bin, n)
+						GROUP BY bin) m)
+		), day AS (
+			INSERT INTO check_rollups_day AS t (monitor_id, bucket, checks, successes, bins, counts)
+			SELECT monitor_id, bucket, sum(n), sum(ok), array_agg(bin ORDER BY bin), array_agg(n::int ORDER BY bin)
+			FROM (SELECT monitor_id, date_bin('1 day', checked_at, timestamptz 'epoch') AS bucket, bin,
+					count(*) AS n, count(*) FILTER (WHERE ok) AS ok
+				FROM binned GROUP BY 1, 2, 3) g
+			GROUP BY 1, 2 ORDER BY 1, 2
+			ON CONFLICT (monitor_id, bucket) DO UPDATE
+			SET checks = t.checks + excluded.checks, successes = t.successes + excluded.successes,
+				(bins, counts) = (SELECT array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+					FROM (SELECT bin, sum(n)::int AS n FROM unnest(t.bins || excluded.bins, t.counts || excluded.counts) AS u(bin, n)
+						GROUP BY bin) m)
 		), latest AS (
 			SELECT DISTINCT ON (monitor_id) monitor_id, checked_at, ok FROM r ORDER BY monitor_id, checked_at DESC
 		), upd AS (
@@ -241,6 +287,10 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
 		return nil, fmt.Errorf("record %d results: %w", n, ErrMonitorGone)
+	}
+	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.CheckViolation && strings.HasPrefix(pgErr.Message, "no partition") {
+		// Dropped by another process since this one saw it: a retry creates it again.
+		s.parts.forget(checkedAt)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record %d results: %w", n, err)
@@ -296,14 +346,17 @@ type ResultPage struct {
 	NextCursor string   `json:"next_cursor,omitempty"`
 }
 
+// resultsPageSQL is a page of results ($1 monitor, [$2, $3), before ($4, $5), $6 limit).
+const resultsPageSQL = `
+		SELECT ` + resultColumns + ` FROM check_results
+		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3 AND (checked_at, id) < ($4, $5)
+		ORDER BY checked_at DESC, id DESC
+		LIMIT $6`
+
 // results returns up to limit results of a monitor in [from, to) sorting
 // before (beforeAt, beforeID), newest first.
 func (s *Store) results(ctx context.Context, monitorID int64, from, to, beforeAt time.Time, beforeID int64, limit int) ([]Result, error) {
-	rows, err := s.q(ctx).Query(ctx, `
-		SELECT `+resultColumns+` FROM check_results
-		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3 AND (checked_at, id) < ($4, $5)
-		ORDER BY checked_at DESC, id DESC
-		LIMIT $6`,
+	rows, err := s.q(ctx).Query(ctx, resultsPageSQL,
 		monitorID, from, to, beforeAt, beforeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("results of monitor %d: %w", monitorID, err)
@@ -315,61 +368,8 @@ func (s *Store) results(ctx context.Context, monitorID int64, from, to, beforeAt
 	return items, nil
 }
 
-// Stats summarises a monitor's checks in [from, to) per bucket, computed in
-// SQL. Buckets are aligned on multiples of bucket since the Unix epoch (the
-// first may start before from), and only buckets holding checks are returned.
-func (s *Store) Stats(ctx context.Context, owner, monitorID int64, from, to time.Time, bucket time.Duration) ([]Bucket, error) {
-	if _, err := s.Get(ctx, owner, monitorID); err != nil {
-		return nil, err
-	}
-	rows, err := s.q(ctx).Query(ctx, `
-		SELECT date_bin(make_interval(secs => $4), checked_at, timestamptz 'epoch') AS bucket,
-		       count(*),
-		       count(*) FILTER (WHERE ok),
-		       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
-		FROM check_results
-		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3
-		GROUP BY 1
-		ORDER BY 1`,
-		monitorID, from, to, bucket.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("stats of monitor %d: %w", monitorID, err)
-	}
-	buckets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Bucket, error) {
-		var b Bucket
-		var p []float64
-		if err := r.Scan(&b.Start, &b.Checks, &b.Successes, &p); err != nil {
-			return b, err
-		}
-		if len(p) == 3 {
-			b.P50MS, b.P95MS, b.P99MS = p[0], p[1], p[2]
-		}
-		if b.Checks > 0 {
-			b.Uptime = float64(b.Successes) / float64(b.Checks)
-		}
-		return b, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stats of monitor %d: %w", monitorID, err)
-	}
-	if buckets == nil {
-		buckets = []Bucket{}
-	}
-	return buckets, nil
-}
-
-// Due is a check slot claimed by the scheduler.
-type Due struct {
-	MonitorID int64
-	Slot      time.Time
-}
-
-// ClaimDue takes up to limit enabled monitors whose next check is due, in
-// tx, and moves each one's next slot past now (skipping slots missed while
-// nothing ran). Rows locked by a concurrent scheduler are skipped, so two
-// schedulers never claim the same slot.
-func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, error) {
-	rows, err := tx.Query(ctx, `
+// claimDueSQL claims due slots ($1 now, $2 limit); explain_test.go checks its plan.
+const claimDueSQL = `
 		WITH due AS (
 			SELECT id, next_check_at, interval_seconds
 			FROM monitors
@@ -383,7 +383,20 @@ func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, erro
 			(floor(extract(epoch FROM $1::timestamptz - due.next_check_at) / due.interval_seconds) + 1))
 		FROM due
 		WHERE m.id = due.id
-		RETURNING m.id, due.next_check_at`,
+		RETURNING m.id, due.next_check_at`
+
+// Due is a check slot claimed by the scheduler.
+type Due struct {
+	MonitorID int64
+	Slot      time.Time
+}
+
+// ClaimDue takes up to limit enabled monitors whose next check is due, in
+// tx, and moves each one's next slot past now (skipping slots missed while
+// nothing ran). Rows locked by a concurrent scheduler are skipped, so two
+// schedulers never claim the same slot.
+func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, error) {
+	rows, err := tx.Query(ctx, claimDueSQL,
 		s.now(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim due monitors: %w", err)
@@ -393,31 +406,6 @@ func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, erro
 		return nil, fmt.Errorf("claim due monitors: %w", err)
 	}
 	return due, nil
-}
-
-// PruneResults deletes results older than before, batch rows per statement so
-// no statement holds locks for long, until none are left or ctx ends.
-func (s *Store) PruneResults(ctx context.Context, before time.Time, batch int) (int64, error) {
-	if batch < 1 {
-		return 0, fmt.Errorf("prune results: batch must be at least 1, got %d", batch)
-	}
-	var total int64
-	for {
-		tag, err := s.pool.Exec(ctx, `
-			DELETE FROM check_results WHERE id IN (
-				SELECT id FROM check_results WHERE checked_at < $1 ORDER BY checked_at LIMIT $2)`,
-			before, batch)
-		if err != nil {
-			return total, fmt.Errorf("prune results: %w", err)
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(batch) {
-			return total, nil
-		}
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-	}
 }
 
 // AdoptUnowned gives monitors created before accounts existed to owner.
@@ -447,6 +435,10 @@ type StatusCheck struct {
 	DurationMS float64   `json:"duration_ms"`
 }
 
+// latestResultsSQL is a monitor's ($1) latest results.
+const latestResultsSQL = `SELECT checked_at, ok, duration_ms FROM check_results
+		WHERE monitor_id = $1 ORDER BY checked_at DESC, id DESC LIMIT 50`
+
 // PublicStatus returns the status page of the monitor published as slug.
 func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
 	var (
@@ -470,8 +462,7 @@ func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}
-	rows, err := q.Query(ctx, `SELECT checked_at, ok, duration_ms FROM check_results
-		WHERE monitor_id = $1 ORDER BY checked_at DESC, id DESC LIMIT 50`, id)
+	rows, err := q.Query(ctx, latestResultsSQL, id)
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -525,48 +524,7 @@ func TestStoreStats(t *testing.T) {
 	})
 }
 
-func TestStorePruneResults(t *testing.T) {
-	t.Parallel()
-
-	// 24 old rows: batch 5 ends on a short batch, batch 4 on an empty one.
-	for _, batch := range []int{5, 4} {
-		t.Run("Batch"+strconv.Itoa(batch), func(t *testing.T) {
-			t.Parallel()
-			b := setup(t)
-			ctx := context.Background()
-			m := mustCreate(t, b, validSpec("api"))
-			cutoff := t0.Add(-24 * time.Hour)
-
-			for i := range 24 {
-				mustRecord(t, b, monitors.Result{MonitorID: m.ID, CheckedAt: cutoff.Add(-time.Duration(i+1) * time.Minute), OK: true})
-			}
-			var kept []int64
-			kept = append(kept, mustRecord(t, b, monitors.Result{MonitorID: m.ID, CheckedAt: cutoff, OK: true})) // not older
-			for i := range 5 {
-				kept = append(kept, mustRecord(t, b, monitors.Result{MonitorID: m.ID, CheckedAt: t0.Add(-time.Duration(i) * time.Hour), OK: true}))
-			}
-
-			n, err := b.store.PruneResults(ctx, cutoff, batch)
-			require.NoError(t, err)
-			require.Equal(t, int64(24), n)
-
-			rows, err := b.pool.Query(ctx, `SELECT id FROM check_results ORDER BY id`)
-			require.NoError(t, err)
-			var left []int64
-			for rows.Next() {
-				var id int64
-				require.NoError(t, rows.Scan(&id))
-				left = append(left, id)
-			}
-			require.NoError(t, rows.Err())
-			require.Equal(t, kept, left)
-
-			n, err = b.store.PruneResults(ctx, cutoff, batch)
-			require.NoError(t, err)
-			require.Zero(t, n)
-		})
-	}
-}
+// Retention by partitions: TestPruneResultsDropsWholePartitions (partition_test.go).
 
 // mustClaim claims due monitors at the store's current time and commits.
 func mustClaim(t *testing.T, b *testBundle, limit int) []monitors.Due {

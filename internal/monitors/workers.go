@@ -205,7 +205,8 @@ func enqueueBatch(ctx context.Context, store *Store, client *river.Client[pgx.Tx
 	return n, nil
 }
 
-// PruneArgs asks for results past the retention period to be deleted.
+// PruneArgs asks for the partitions of the coming days to be created and
+// those past the retention period to be dropped.
 type PruneArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -216,7 +217,11 @@ func (PruneArgs) InsertOpts() river.InsertOpts {
 	return ScheduleArgs{}.InsertOpts()
 }
 
-// PruneWorker deletes old results in small batches.
+// PruneWorker keeps the partitions of results and rollups: it creates those
+// of the next PartitionsAhead, and drops whole partitions once entirely
+// older than Retention (hourly and daily rollups: HourlyRollupRetention, if
+// longer).
+// A drop is quick whatever the number of rows: no DELETE, nothing to vacuum.
 type PruneWorker struct {
 	river.WorkerDefaults[PruneArgs]
 	Store     *Store
@@ -224,25 +229,24 @@ type PruneWorker struct {
 	Log       *slog.Logger
 }
 
-// pruneBudget is how long one prune job deletes before it makes way for
-// other jobs; a larger backlog continues in a snoozed rerun. It stays under
-// the job's timeout, and so under the rescue delay derived from
-// LongestJobTimeout.
-const pruneBudget = 45 * time.Second
-
 // Timeout implements river.Worker.
 func (w *PruneWorker) Timeout(*river.Job[PruneArgs]) time.Duration { return time.Minute }
 
 // Work implements river.Worker.
 func (w *PruneWorker) Work(ctx context.Context, _ *river.Job[PruneArgs]) error {
-	budget, cancel := context.WithTimeout(ctx, pruneBudget)
-	defer cancel()
-	n, err := w.Store.PruneResults(budget, w.Store.now().Add(-w.Retention), 5000)
-	if n > 0 {
-		w.Log.InfoContext(ctx, "pruned check results", "count", n, "retention", w.Retention.String())
+	now := w.Store.now()
+	created, err := w.Store.EnsurePartitions(ctx, now.Add(-day), now.Add(PartitionsAhead))
+	if err != nil {
+		return err
 	}
-	if err != nil && budget.Err() != nil && ctx.Err() == nil {
-		return river.JobSnooze(time.Second) // more to delete: continue soon
+	if created > 0 {
+		w.Log.InfoContext(ctx, "created result partitions", "count", created)
+	}
+	rollups := now.Add(-max(w.Retention, HourlyRollupRetention))
+	dropped, err := w.Store.PruneResults(ctx, now.Add(-w.Retention), rollups)
+	for _, p := range dropped {
+		w.Log.InfoContext(ctx, "dropped result partition", "table", p.Table, "partition", p.Name,
+			"until", p.Upper, "retention", w.Retention.String())
 	}
 	return err
 }

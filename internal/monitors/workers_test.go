@@ -410,12 +410,13 @@ func TestPruneWorker(t *testing.T) {
 	ctx := context.Background()
 	m := mustCreate(t, b, validSpec("api"))
 
-	// Retention 24 h, now t0: older than t0-24h goes.
-	for _, age := range []time.Duration{72 * time.Hour, 25 * time.Hour, 24*time.Hour + time.Second} {
+	// Retention 24 h, now t0 (10:00): the daily partitions entirely older
+	// than t0-24h go; the day that straddles the cutoff stays whole.
+	for _, age := range []time.Duration{72 * time.Hour, 48 * time.Hour, 34*time.Hour + time.Second} {
 		mustRecord(t, b, monitors.Result{MonitorID: m.ID, CheckedAt: t0.Add(-age), OK: true})
 	}
 	var kept []int64
-	for _, age := range []time.Duration{24 * time.Hour, 23 * time.Hour, time.Minute} {
+	for _, age := range []time.Duration{34 * time.Hour, 25 * time.Hour, 23 * time.Hour, time.Minute} {
 		kept = append(kept, mustRecord(t, b, monitors.Result{MonitorID: m.ID, CheckedAt: t0.Add(-age), OK: true}))
 	}
 

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,12 +47,22 @@ type options struct {
 	drainMax    time.Duration // longest wait for a backlog to drain
 	concurrency int           // closed-loop workers of the throughput scenarios
 	pgDetail    bool          // drain progress lines name the statements PostgreSQL sessions are in
+
+	schedMonitors int             // s rows: monitors scheduled
+	schedInterval int             // their interval, seconds
+	schedCycles   int             // intervals measured
+	schedProcs    []int           // worker processes, one row each
+	statsInterval int             // t rows: seconds between generated results (a year of them)
+	statsRuns     int             // t rows: timed runs of each query
+	only          map[string]bool // groups to run (-only); nil: all
 }
 
 func fullOptions() options {
 	return options{
 		duration: 10 * time.Second, warmup: time.Second, backlog: 10_000, monitors: 1000,
 		rateFor: 20 * time.Second, rateHz: 10, drainMax: 3 * time.Minute, concurrency: 16,
+		schedMonitors: 20_000, schedInterval: 60, schedCycles: 2, schedProcs: []int{1, 2, 4},
+		statsInterval: 10, statsRuns: 30,
 	}
 }
 
@@ -59,6 +70,8 @@ func smokeOptions() options {
 	return options{
 		smoke: true, duration: 2 * time.Second, warmup: 300 * time.Millisecond, backlog: 500, monitors: 20,
 		rateFor: 2 * time.Second, rateHz: 10, drainMax: 45 * time.Second, concurrency: 16,
+		schedMonitors: 200, schedInterval: 10, schedCycles: 2, schedProcs: []int{1},
+		statsInterval: 3600, statsRuns: 6,
 	}
 }
 
@@ -67,6 +80,7 @@ func main() {
 		os.Exit(baselineMain(os.Args[2:]))
 	}
 	smoke := flag.Bool("smoke", false, "short run for CI (also LOADTEST_SMOKE=1): ~2 s per scenario, backlog 500")
+	only := flag.String("only", "", "run only these groups, comma-separated: all, split, raw, telemetry, stats, scheduler (default: every group)")
 	pgDetail := flag.Bool("pgdetail", false, "during drains, also name the statements PostgreSQL sessions are in (also LOADTEST_PG_DETAIL=1)")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -78,6 +92,20 @@ func main() {
 		opts = smokeOptions()
 	}
 	opts.pgDetail = *pgDetail || truthy(os.Getenv("LOADTEST_PG_DETAIL"))
+	if err := schedOverrides(&opts, os.Getenv); err != nil {
+		fmt.Fprintf(os.Stderr, "loadtest: %v\n", err)
+		os.Exit(2)
+	}
+	if *only != "" {
+		opts.only = map[string]bool{}
+		for _, g := range strings.Split(*only, ",") {
+			if !slices.Contains(groupNames, strings.TrimSpace(g)) {
+				fmt.Fprintf(os.Stderr, "loadtest: -only: no group %q (groups: %s)\n", g, strings.Join(groupNames, ", "))
+				os.Exit(2)
+			}
+			opts.only[strings.TrimSpace(g)] = true
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, opts)
 	stop()

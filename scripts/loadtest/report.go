@@ -22,7 +22,7 @@ type scenario struct {
 // are text for the reader, never checked: edit them here.
 func scenarios(opts options, cfg config.Config) []scenario {
 	c := opts.concurrency
-	return []scenario{
+	rows := []scenario{
 		{"a1", "a1 sync check `POST /checks?wait=10`, c=1", "p50 ≤ 10 ms, no miss"},
 		{"a2", fmt.Sprintf("a2 sync check `?wait=10`, c=%d", c), "≥ 600/s, p99 ≤ 60 ms, no miss"},
 		{"b1", fmt.Sprintf("b1 async submit `POST /checks` (202), `beacon api` alone, no worker, c=%d", c), "≥ 3,000 req/s"},
@@ -37,6 +37,29 @@ func scenarios(opts options, cfg config.Config) []scenario {
 		{"h0", "h0 GET monitor, `beacon all` idle, c=4", "reference"},
 		{"h1", fmt.Sprintf("h1 GET monitor, `beacon all` draining a %s backlog, c=4", count(opts.backlog)), "no request over 1 s"},
 	}
+	year := fmt.Sprintf("a year every %d s", opts.statsInterval)
+	rows = append(rows,
+		scenario{"t1", "t1 stats over 30 days, 6 h buckets, every result (the query before rollups; " + year + ")", "reference (was 78-93 ms at 10 s)"},
+		scenario{"t2", "t2 same, `Store.Stats` (hourly rollups; per-minute ones and results at the ends)", "≤ 10 ms"},
+		scenario{"t3", "t3 stats over 365 days, 24 h buckets, every result", "reference"},
+		scenario{"t4", "t4 same, `Store.Stats` (daily rollups; hourly, per-minute ones and results at the ends)", "≤ 50 ms"},
+	)
+	for _, k := range opts.schedProcs {
+		rows = append(rows, scenario{fmt.Sprintf("s%d", k),
+			fmt.Sprintf("s%d %s monitors every %d s, %d `beacon worker` process(es), scheduler tick %s (p: slot → job start)",
+				k, count(opts.schedMonitors), opts.schedInterval, k, schedulerInterval),
+			"lag p99 ≤ 2 s; twice 0, skipped 0"})
+	}
+	return rows
+}
+
+// schedIDs are the ids of the s rows.
+func schedIDs(opts options) []string {
+	var ids []string
+	for _, k := range opts.schedProcs {
+		ids = append(ids, fmt.Sprintf("s%d", k))
+	}
+	return ids
 }
 
 // row is one measured scenario.
@@ -203,6 +226,15 @@ func (rep *report) ratio(id string) string {
 		return thr("f1", "f2", "baseline")
 	case "g2":
 		return thr("g2", "g1", "off")
+	case "t2", "t4":
+		raw := map[string]string{"t2": "t1", "t4": "t3"}[id]
+		a, b := rep.get(id), rep.get(raw)
+		if a == nil || b == nil || a.p50 == 0 || b.p50 == 0 || a.err != "" || b.err != "" {
+			return ""
+		}
+		return fmt.Sprintf("%s's p50 ÷ this p50: %.1f×", raw, float64(b.p50)/float64(a.p50))
+	case "s2", "s4":
+		return thr(id, "s1", "s1 checks/s")
 	case "h1":
 		h0, h1 := rep.get("h0"), rep.get("h1")
 		if h0 == nil || h1 == nil || !h0.hasLatency || !h1.hasLatency || h0.p99 == 0 {

@@ -122,18 +122,24 @@ func dbName(group string) string {
 // remaining rows as errors and the next group still runs.
 func (r *runner) runScenarios(ctx context.Context) {
 	groups := []struct {
-		name string
-		ids  []string
-		run  func(context.Context) error
+		name, key string
+		ids       []string
+		run       func(context.Context) error
 	}{
-		{"beacon all", []string{"a1", "a2", "e", "f1", "h0", "b2", "h1", "f2"}, r.groupAll},
-		{"beacon api + worker", []string{"b1", "c"}, r.groupSplit},
-		{"raw River", []string{"d"}, r.groupRawRiver},
-		{"telemetry", []string{"g1", "g2"}, r.groupTelemetry},
+		{"beacon all", "all", []string{"a1", "a2", "e", "f1", "h0", "b2", "h1", "f2"}, r.groupAll},
+		{"beacon api + worker", "split", []string{"b1", "c"}, r.groupSplit},
+		{"raw River", "raw", []string{"d"}, r.groupRawRiver},
+		{"telemetry", "telemetry", []string{"g1", "g2"}, r.groupTelemetry},
+		{"stats", "stats", []string{"t1", "t2", "t3", "t4"}, r.groupStats},
+		{"scheduler", "scheduler", schedIDs(r.opts), r.groupScheduler},
 	}
 	for _, g := range groups {
 		if ctx.Err() != nil {
 			return
+		}
+		if r.opts.only != nil && !r.opts.only[g.key] {
+			r.report.skip(g.ids, "not run (-only)")
+			continue
 		}
 		logf("-- %s", g.name)
 		if err := g.run(ctx); err != nil {
@@ -145,6 +151,9 @@ func (r *runner) runScenarios(ctx context.Context) {
 		}
 	}
 }
+
+// groupNames are the groups -only may name, in run order.
+var groupNames = []string{"all", "split", "raw", "telemetry", "stats", "scheduler"}
 
 // done records a row and prints it as progress.
 func (r *runner) done(id string, row *row) {
