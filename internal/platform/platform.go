@@ -34,6 +34,7 @@ import (
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/realtime"
 	"github.com/beaconhq/beacon/internal/telemetry"
+	"github.com/beaconhq/beacon/internal/workflow"
 )
 
 // Module is a domain plugged into Beacon.
@@ -60,6 +61,10 @@ type Env struct {
 	// unless the process serves the API. Workers insert with
 	// river.ClientFromContext.
 	Jobs *river.Client[pgx.Tx]
+	// Workflows is the workflow engine every module shares: a module
+	// defines its step kinds on Workflows.Registry() in Build and starts
+	// workflows from its services. The platform runs the engine's workers.
+	Workflows *workflow.Engine
 }
 
 // Parts are what a module plugs in; every field is optional.
@@ -109,7 +114,9 @@ type Stack struct {
 	Jobs, Worker *river.Client[pgx.Tx]
 	// Waiter wakes requests waiting on a job (nil unless Serve).
 	Waiter *jobs.Waiter
-	Auth   *auth.Service
+	// Workflows is the workflow engine the modules share.
+	Workflows *workflow.Engine
+	Auth      *auth.Service
 	// Hub fans live events out to websockets (nil unless Serve).
 	Hub     *realtime.Hub
 	RiverUI *riverui.Handler // nil unless Options.RiverUI
@@ -131,8 +138,14 @@ type namedParts struct {
 	Parts
 }
 
-// platformQueues are the queues of the platform's own jobs.
-var platformQueues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}}
+// platformQueues are the queues of the platform's own jobs. Workflow steps
+// run on the engine's queue unless their kind names another; most are
+// short (a step holds a database connection only to read its inputs, and
+// completions share one transaction per process).
+var platformQueues = map[string]river.QueueConfig{
+	river.QueueDefault:    {MaxWorkers: 5},
+	workflow.DefaultQueue: {MaxWorkers: 10},
+}
 
 // Assemble builds the modules and Beacon's generic parts around them.
 func Assemble(ctx context.Context, o Options) (_ *Stack, err error) {
@@ -163,6 +176,18 @@ func Assemble(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Work {
 		env.WorkPool = workPool
 	}
+	wfMetrics, err := workflow.NewMetrics(tel.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	env.Workflows, err = workflow.New(workflow.Options{
+		Registry: workflow.NewRegistry(), Pool: o.Pool, WorkPool: env.WorkPool, Jobs: s.Jobs,
+		Metrics: wfMetrics, Log: tel.Logger.With("component", "workflow"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Workflows = env.Workflows
 	for _, m := range o.Modules {
 		p, err := m.Build(env)
 		if err != nil {
@@ -172,10 +197,12 @@ func Assemble(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	// ---- Jobs.
-	longest := time.Minute // River's default timeout, for jobs that set none
+	longest := max(time.Minute, // River's default timeout, for jobs that set none
+		env.Workflows.LongestJob())
 	queues := maps.Clone(platformQueues)
 	workers := river.NewWorkers()
-	var periodic []*river.PeriodicJob
+	env.Workflows.AddWorkers(workers)
+	periodic := env.Workflows.PeriodicJobs()
 	for _, p := range s.parts {
 		longest = max(longest, p.LongestJob)
 		for q, c := range p.Queues {
@@ -213,6 +240,11 @@ func Assemble(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.Gauges = append(s.Gauges, backlog)
+		wfGauges, err := env.Workflows.ObserveGauges(tel.MeterProvider)
+		if err != nil {
+			return nil, err
+		}
+		s.Gauges = append(s.Gauges, wfGauges)
 		for _, p := range s.parts {
 			if p.Gauges == nil {
 				continue

@@ -158,7 +158,7 @@ func (e *Engine) completeMany(ctx context.Context, items []completion) ([]error,
 				UPDATE workflow_steps s SET pending_deps = s.pending_deps - d.n
 				FROM locked, d
 				WHERE s.workflow_id = locked.workflow_id AND s.idx = locked.idx AND d.wf = s.workflow_id AND d.idx = s.idx
-				RETURNING s.workflow_id, s.idx, s.pending_deps, s.name, s.kind, s.args, s.deps`, dw, di, dn)
+				RETURNING s.workflow_id, s.idx, s.pending_deps, s.name, s.kind, s.args, s.deps, s.delay_ms`, dw, di, dn)
 			if err != nil {
 				return fmt.Errorf("count down dependents: %w", err)
 			}
@@ -169,7 +169,7 @@ func (e *Engine) completeMany(ctx context.Context, items []completion) ([]error,
 					r       readyStep
 					pending int32
 				)
-				if err := rows.Scan(&wf, &r.idx, &pending, &r.name, &r.kind, &r.args, &r.deps); err != nil {
+				if err := rows.Scan(&wf, &r.idx, &pending, &r.name, &r.kind, &r.args, &r.deps, &r.delayMS); err != nil {
 					rows.Close()
 					return fmt.Errorf("count down dependents: %w", err)
 				}

@@ -117,6 +117,9 @@ func New(o Options) (*Engine, error) {
 	return e, nil
 }
 
+// Registry is the engine's registry of step kinds.
+func (e *Engine) Registry() *Registry { return e.reg }
+
 // Name is the engine's name.
 func (e *Engine) Name() string { return e.name }
 
@@ -253,10 +256,10 @@ func (e *Engine) Start(ctx context.Context, s Start) (int64, error) {
 			return fmt.Errorf("insert workflow: %w", err)
 		}
 		var (
-			idx, pending, maxAttempts []int32
-			names, kinds              []string
-			args                      [][]byte
-			deps, deps2               [][]int32
+			idx, pending, maxAttempts, delays []int32
+			names, kinds                      []string
+			args                              [][]byte
+			deps, deps2                       [][]int32
 		)
 		for i, st := range g.steps {
 			k, _ := e.reg.lookup(st.call.Kind)
@@ -268,28 +271,30 @@ func (e *Engine) Start(ctx context.Context, s Start) (int64, error) {
 			deps2 = append(deps2, dependents[i])
 			pending = append(pending, int32(len(st.deps)))
 			maxAttempts = append(maxAttempts, int32(k.opts.MaxAttempts))
+			delays = append(delays, int32(st.call.Delay.Milliseconds()))
 		}
 		// Arrays of arrays of different lengths do not fit a SQL array: the
 		// edges go as JSON.
 		depsJSON, _ := json.Marshal(deps)
 		dependentsJSON, _ := json.Marshal(deps2)
 		_, err = tx.Exec(ctx, `
-			INSERT INTO workflow_steps (workflow_id, idx, name, kind, args, deps, dependents, pending_deps, max_attempts, state)
+			INSERT INTO workflow_steps (workflow_id, idx, name, kind, args, deps, dependents, pending_deps, max_attempts, delay_ms, state)
 			SELECT $1, s.idx, s.name, s.kind, s.args,
 				ARRAY(SELECT jsonb_array_elements_text(d.deps -> s.idx))::integer[],
 				ARRAY(SELECT jsonb_array_elements_text(d.dependents -> s.idx))::integer[],
-				s.pending, s.max_attempts, 'pending'
-			FROM unnest($2::integer[], $3::text[], $4::text[], $5::jsonb[], $6::integer[], $7::integer[])
-				AS s(idx, name, kind, args, pending, max_attempts),
+				s.pending, s.max_attempts, s.delay_ms, 'pending'
+			FROM unnest($2::integer[], $3::text[], $4::text[], $5::jsonb[], $6::integer[], $7::integer[], $10::integer[])
+				AS s(idx, name, kind, args, pending, max_attempts, delay_ms),
 				(SELECT $8::jsonb AS deps, $9::jsonb AS dependents) d`,
-			id, idx, names, kinds, args, pending, maxAttempts, depsJSON, dependentsJSON)
+			id, idx, names, kinds, args, pending, maxAttempts, depsJSON, dependentsJSON, delays)
 		if err != nil {
 			return fmt.Errorf("insert steps: %w", err)
 		}
 		var roots []readyStep
 		for i, st := range g.steps {
 			if len(st.deps) == 0 {
-				roots = append(roots, readyStep{idx: int32(i), name: st.call.Name, kind: st.call.Kind, args: st.args})
+				roots = append(roots, readyStep{idx: int32(i), name: st.call.Name, kind: st.call.Kind, args: st.args,
+					delayMS: int32(st.call.Delay.Milliseconds())})
 			}
 		}
 		if err := e.enqueue(ctx, client, tx, id, carrier["traceparent"], roots); err != nil {
@@ -329,6 +334,7 @@ type readyStep struct {
 	name, kind string
 	args       json.RawMessage
 	deps       []int32
+	delayMS    int32
 }
 
 // stepMetadata makes a step's span a child of the span that started its
@@ -373,10 +379,13 @@ func (e *Engine) enqueue(ctx context.Context, client *river.Client[pgx.Tx], tx p
 		for j, d := range s.deps {
 			deps[j] = int(d)
 		}
+		opts := &river.InsertOpts{Queue: queue, MaxAttempts: k.opts.MaxAttempts, Metadata: meta, Tags: []string{"workflow"}}
+		if s.delayMS > 0 {
+			opts.ScheduledAt = time.Now().Add(time.Duration(s.delayMS) * time.Millisecond)
+		}
 		params[i] = river.InsertManyParams{
-			Args: StepJob{WorkflowID: wf, Step: int(s.idx), Name: s.name, StepKind: s.kind, Args: s.args, Deps: deps, kind: e.StepJobKind()},
-			InsertOpts: &river.InsertOpts{Queue: queue, MaxAttempts: k.opts.MaxAttempts, Metadata: meta,
-				Tags: []string{"workflow"}},
+			Args:       StepJob{WorkflowID: wf, Step: int(s.idx), Name: s.name, StepKind: s.kind, Args: s.args, Deps: deps, kind: e.StepJobKind()},
+			InsertOpts: opts,
 		}
 	}
 	res, err := client.InsertManyTx(insertCtx, tx, params)
@@ -433,7 +442,8 @@ func (w *stepWorker) Work(ctx context.Context, job *river.Job[StepJob]) error {
 			return err
 		}
 	}
-	out, err := e.runStep(ctx, k, job.Args, inputs)
+	out, err := e.runStep(context.WithValue(ctx, stepInfoKey{}, StepInfo{WorkflowID: job.Args.WorkflowID, Step: job.Args.Step,
+		Name: job.Args.Name, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts}), k, job.Args, inputs)
 	if err != nil {
 		var perm *permanentError
 		if !errors.As(err, &perm) && job.Attempt < job.MaxAttempts {
@@ -612,8 +622,8 @@ func (e *Engine) failStep(ctx context.Context, row *rivertype.JobRow, a StepJob,
 			return err
 		}
 		if Policy(policy) == FailFast {
-			fin, err = e.end(ctx, client, tx, a.WorkflowID, StateFailed,
-				fmt.Sprintf("step %d (%s) failed: %s", a.Step, a.Name, msg))
+			fin, err = e.endFailed(ctx, client, tx, a.WorkflowID, StateFailed,
+				fmt.Sprintf("step %d (%s) failed: %s", a.Step, a.Name, msg), 1)
 			return err
 		}
 		// Continue: what depends on the failed step, directly or not, cannot run.
@@ -670,6 +680,12 @@ func discard(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, row *
 // (their jobs too), then the workflow row (the lock order of countDown). It
 // returns errStale if the workflow was not running.
 func (e *Engine) end(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, wf int64, state State, why string) (*finished, error) {
+	return e.endFailed(ctx, client, tx, wf, state, why, 0)
+}
+
+// endFailed is end, counting failed more failed steps (a fail-fast
+// failure's own step).
+func (e *Engine) endFailed(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, wf int64, state State, why string, failed int) (*finished, error) {
 	rows, err := tx.Query(ctx, `
 		WITH locked AS (
 			SELECT idx FROM workflow_steps WHERE workflow_id = $1 AND state IN ('pending', 'enqueued')
@@ -694,10 +710,11 @@ func (e *Engine) end(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.T
 		took  float64
 	)
 	err = tx.QueryRow(ctx, `
-		UPDATE workflows SET state = $2, finished_at = now(), steps_left = 0, error = coalesce(error, $3)
+		UPDATE workflows SET state = $2, finished_at = now(), steps_left = 0, error = coalesce(error, $3),
+			steps_failed = steps_failed + $4
 		WHERE id = $1 AND state = 'running'
 		RETURNING owner_id, kind, extract(epoch FROM finished_at - created_at)::float8`,
-		wf, string(state), why).Scan(&owner, &kind, &took)
+		wf, string(state), why, failed).Scan(&owner, &kind, &took)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errStale
 	}

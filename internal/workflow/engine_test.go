@@ -133,6 +133,7 @@ func TestFailFastCancelsTheRest(t *testing.T) {
 	require.Equal(t, workflow.StepFailed, wf.Steps[1].State)
 	require.Equal(t, "failed on purpose", wf.Steps[1].Error)
 	require.Equal(t, workflow.StepCancelled, wf.Steps[2].State)
+	require.Equal(t, 1, wf.StepsFailed, "the failed step counts, the cancelled ones do not")
 	require.Nil(t, wf.Result)
 	// The blocked step's job is cancelled, the failed one's discarded, and
 	// the callback never had one.
@@ -273,4 +274,42 @@ func TestPanicAndRetry(t *testing.T) {
 	require.Equal(t, workflow.StateSucceeded, wf.State, describe(wf))
 	require.Equal(t, 2, wf.Steps[0].Attempts)
 	require.JSONEq(t, `{"v":7}`, string(wf.Result))
+}
+
+// A delayed step's job is scheduled its delay after the step became ready
+// (at the start for a root, at its dependency's completion otherwise), and
+// a step function knows which step and attempt it runs.
+func TestDelayedStepsAndStepInfo(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	work(t, env.pool, env.eng, workOpts{})
+	g := workflow.Chain(
+		env.k.info.Call("first", struct{}{}).After(1500*time.Millisecond),
+		env.k.info.Call("second", struct{}{}).After(time.Second))
+	id := env.start(t, workflow.Start{Graph: g})
+	wf := env.waitEnd(t, id, 60*time.Second)
+	require.Equal(t, workflow.StateSucceeded, wf.State, describe(wf))
+	for i, st := range wf.Steps {
+		var info workflow.StepInfo
+		require.NoError(t, json.Unmarshal(st.Output, &info))
+		require.Equal(t, workflow.StepInfo{WorkflowID: id, Step: i, Name: st.Name, Attempt: 1, MaxAttempts: 4}, info)
+	}
+	// The delays, read from River's schedule: the jobs were not made
+	// available before their time.
+	var first, second time.Duration
+	err := env.pool.QueryRow(context.Background(), `
+		SELECT (SELECT scheduled_at FROM river_job WHERE id = s0.job_id) - w.created_at,
+			(SELECT scheduled_at FROM river_job WHERE id = s1.job_id) - s0.finished_at
+		FROM workflows w
+		JOIN workflow_steps s0 ON s0.workflow_id = w.id AND s0.idx = 0
+		JOIN workflow_steps s1 ON s1.workflow_id = w.id AND s1.idx = 1
+		WHERE w.id = $1`, id).Scan(&first, &second)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, first, 1400*time.Millisecond, "the first step waits its delay from the start")
+	require.GreaterOrEqual(t, second, 900*time.Millisecond, "the second waits its delay from the first's end")
+
+	_, err = env.eng.Start(context.Background(), workflow.Start{Kind: "bad", OwnerID: env.owner,
+		Graph: workflow.Chain(env.k.info.Call("late", struct{}{}).After(25 * time.Hour))})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "delay")
 }

@@ -51,6 +51,8 @@ type kinds struct {
 	// panics panics; flaky fails its first attempt.
 	panics workflow.Kind[struct{}, Num, Num]
 	flaky  workflow.Kind[NumArgs, Num, Num]
+	// info outputs the step it runs as (workflow.StepFrom).
+	info workflow.Kind[struct{}, Num, workflow.StepInfo]
 }
 
 type counters struct {
@@ -100,6 +102,13 @@ func defineKinds(reg *workflow.Registry, c *counters, extra func(*workflow.Regis
 		}
 		return Num{V: a.N}, nil
 	}, workflow.StepOptions{MaxAttempts: 2})
+	k.info = workflow.Define(reg, "info", func(ctx context.Context, _ struct{}, _ []Num) (workflow.StepInfo, error) {
+		i, ok := workflow.StepFrom(ctx)
+		if !ok {
+			return i, workflow.Permanent(errors.New("no step in the context"))
+		}
+		return i, nil
+	}, workflow.StepOptions{MaxAttempts: 4})
 	if extra != nil {
 		extra(reg)
 	}

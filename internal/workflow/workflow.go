@@ -99,6 +99,28 @@ type StepOptions struct {
 	Queue string
 }
 
+// StepInfo is the step a step function runs for.
+type StepInfo struct {
+	WorkflowID int64
+	Step       int
+	Name       string
+	// Attempt is this run's number, from 1; at MaxAttempts an error fails
+	// the step.
+	Attempt, MaxAttempts int
+}
+
+// LastAttempt reports whether an error now fails the step rather than
+// being retried.
+func (i StepInfo) LastAttempt() bool { return i.Attempt >= i.MaxAttempts }
+
+type stepInfoKey struct{}
+
+// StepFrom returns the step that ctx runs, inside a step function.
+func StepFrom(ctx context.Context) (StepInfo, bool) {
+	i, ok := ctx.Value(stepInfoKey{}).(StepInfo)
+	return i, ok
+}
+
 // Permanent marks err as one that retrying cannot fix: the step fails at
 // once, whatever attempts are left.
 func Permanent(err error) error { return &permanentError{err} }
@@ -197,7 +219,20 @@ func Define[A, I, O any](r *Registry, name string, fn StepFunc[A, I, O], opts St
 type Call struct {
 	Name string
 	Kind string
-	args any
+	// Delay is how long the step waits, once its dependencies have
+	// succeeded (or the workflow started), before it runs (After).
+	Delay time.Duration
+	args  any
+}
+
+// MaxDelay bounds a step's delay.
+const MaxDelay = 24 * time.Hour
+
+// After returns c delayed by d: its job is scheduled d after the step
+// becomes ready, so spaced steps hold no worker while they wait.
+func (c Call) After(d time.Duration) Call {
+	c.Delay = d
+	return c
 }
 
 // Ref names a step of a graph, for the steps that depend on it.
@@ -312,6 +347,9 @@ func (g *Graph) validate(reg *Registry) error {
 	for _, s := range g.steps {
 		if l := len(s.call.Name); l < 1 || l > 100 {
 			return apperr.Errorf(apperr.Invalid, "workflow: a step name has 1 to 100 characters")
+		}
+		if s.call.Delay < 0 || s.call.Delay > MaxDelay {
+			return apperr.Errorf(apperr.Invalid, "workflow: step %q: a delay is between 0 and %s", s.call.Name, MaxDelay)
 		}
 		if _, ok := reg.lookup(s.call.Kind); !ok {
 			return fmt.Errorf("workflow: step %q: kind %q is not defined on this engine", s.call.Name, s.call.Kind)

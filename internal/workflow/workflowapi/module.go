@@ -14,9 +14,7 @@ import (
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/auth"
@@ -25,13 +23,9 @@ import (
 	"github.com/beaconhq/beacon/internal/workflow"
 )
 
-// stepWorkers run the steps of a worker process at once. The demo's steps
-// are arithmetic; a step holds a database connection only to read its
-// inputs, and completions share one transaction per process.
-const stepWorkers = 10
-
-// Module returns the workflow engine, with its demo workflow, as a
-// platform module.
+// Module returns the workflows' API (read, follow and cancel one's
+// workflows) with its demo workflow, as a platform module. The engine
+// itself is the platform's (platform.Env.Workflows).
 func Module() platform.Module { return module{} }
 
 type module struct{}
@@ -39,37 +33,8 @@ type module struct{}
 func (module) Name() string { return "workflow" }
 
 func (module) Build(env platform.Env) (platform.Parts, error) {
-	reg := workflow.NewRegistry()
-	demo := defineDemo(reg)
-	metrics, err := workflow.NewMetrics(env.Telemetry.MeterProvider)
-	if err != nil {
-		return platform.Parts{}, err
-	}
-	eng, err := workflow.New(workflow.Options{
-		Registry: reg, Pool: env.Pool, WorkPool: env.WorkPool, Jobs: env.Jobs,
-		Metrics: metrics, Log: env.Log.With("component", "workflow"),
-	})
-	if err != nil {
-		return platform.Parts{}, err
-	}
-	parts := platform.Parts{
-		Queues:     map[string]river.QueueConfig{workflow.DefaultQueue: {MaxWorkers: stepWorkers}},
-		LongestJob: eng.LongestJob(),
-		API:        Routes(eng, demo),
-	}
-	if env.WorkPool == nil {
-		return parts, nil
-	}
-	parts.AddWorkers = eng.AddWorkers
-	parts.PeriodicJobs = eng.PeriodicJobs()
-	parts.Gauges = func(mp metric.MeterProvider) ([]metric.Registration, error) {
-		r, err := eng.ObserveGauges(mp)
-		if err != nil {
-			return nil, err
-		}
-		return []metric.Registration{r}, nil
-	}
-	return parts, nil
+	demo := defineDemo(env.Workflows.Registry())
+	return platform.Parts{API: Routes(env.Workflows, demo)}, nil
 }
 
 // Routes is the workflows' part of the API.
