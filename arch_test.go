@@ -31,7 +31,7 @@ var domains = []string{"internal/monitors", "internal/workflow/workflowapi"}
 // layers of the generic packages, lowest first: a package imports only
 // packages of its layer or lower ones (a subpackage is in its parent's).
 var layers = [][]string{
-	{"internal/apperr", "internal/problem", "internal/page", "internal/netguard", "internal/webasset",
+	{"internal/apperr", "internal/problem", "internal/page", "internal/netguard", "internal/notify", "internal/webasset",
 		"internal/httpx", "internal/harness", "internal/telemetry", "internal/config"},
 	{"internal/database", "internal/pgtest"},
 	{"internal/jobs", "internal/idempotency", "internal/auth"},

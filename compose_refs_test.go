@@ -14,8 +14,9 @@ package beacon_test
 //     into Loki -> structured metadata on a v13 TSDB schema;
 //   - every address one component sends to (collector exporters, scrape
 //     targets, datasources, remote write, SMTP) is a service of the stack on
-//     a port that service listens on, and nothing reports home (usage
-//     reports, update checks, downloads).
+//     a port that service listens on (and, for Beacon's own SMTP relay, on a
+//     network the sender shares), and nothing reports home (usage reports,
+//     update checks, downloads).
 // TestComposeReferenceChecksCatchProblems proves each check fails on a bad file.
 
 import (
@@ -46,6 +47,7 @@ var referenceChecks = []projectCheck{
 	{"tempo references", checkTempoRefs},
 	{"loki references", checkLokiRefs},
 	{"collector references", checkCollectorRefs},
+	{"beacon references", checkBeaconRefs},
 	{"nothing reports home", checkNoPhoneHome},
 }
 
@@ -644,6 +646,52 @@ func checkCollectorRefs(p *types.Project) []string {
 	return problems
 }
 
+// beaconAddressVars are the settings that make Beacon's roles send to a
+// host:port.
+var beaconAddressVars = []string{"BEACON_SMTP_ADDR"}
+
+// checkBeaconRefs: where Beacon's own containers send mail is a service of the
+// stack that listens there, on a network they share (the relay is published
+// nowhere, so a shared network is the only way to it).
+func checkBeaconRefs(p *types.Project) []string {
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
+		s := p.Services[name]
+		if imageRepository(s.Image) != beaconImage {
+			continue
+		}
+		for _, k := range beaconAddressVars {
+			addr := serviceEnv(s, k)
+			if addr == "" {
+				continue
+			}
+			what := k + " " + addr
+			if found := checkAddress(p, name, k, addr); len(found) > 0 {
+				problems = append(problems, found...)
+				continue
+			}
+			host, _, _ := net.SplitHostPort(addr)
+			if !shareNetwork(s, p.Services[host]) {
+				problems = append(problems, fmt.Sprintf("%s: %s: shares no network with %s", name, what, host))
+			}
+		}
+	}
+	return problems
+}
+
+// shareNetwork reports whether two services join a common network (a
+// service that lists none is on "default").
+func shareNetwork(a, b types.ServiceConfig) bool {
+	networks := func(s types.ServiceConfig) []string {
+		if len(s.Networks) == 0 {
+			return []string{"default"}
+		}
+		return slices.Collect(maps.Keys(s.Networks))
+	}
+	theirs := networks(b)
+	return slices.ContainsFunc(networks(a), func(n string) bool { return slices.Contains(theirs, n) })
+}
+
 // checkNoPhoneHome: no component sends anything outside the stack. Prometheus,
 // Alertmanager and the collector send only where their configs say (the
 // address checks above); these are the ones that report home by default.
@@ -804,10 +852,26 @@ services:
       - ./collector.yaml:/etc/otelcol/config.yaml:ro
   api:
     image: beacon:dev
+    environment:
+      BEACON_SMTP_ADDR: smtp.example.com:25
+  worker:
+    image: beacon:dev
+    environment:
+      BEACON_SMTP_ADDR: mailpit:1025
+  dashboard:
+    image: beacon:dev
+    environment:
+      BEACON_SMTP_ADDR: mailpit:2525
+    networks: [mail]
+  mailpit:
+    image: axllent/mailpit:v1.27.0
+    networks: [mail]
   pgadmin:
     image: dpage/pgadmin4:9.8
   pyroscope:
     image: grafana/pyroscope:1.18.1
+networks:
+  mail: {}
 volumes:
   prometheus-data: {}
   tempo-data: {}
@@ -852,6 +916,11 @@ volumes:
 			"collector: --config /etc/otelcol/elastic.yaml is not mounted from the repository",
 			"collector: exporter otlp_grpc tempo:4319: tempo does not listen on port 4319",
 			`collector: exporter otlp_http/saas https://otlp.example.com/v1 goes to "otlp.example.com", which is no service`,
+		}},
+		{checkBeaconRefs, []string{
+			`api: BEACON_SMTP_ADDR smtp.example.com:25 goes to "smtp.example.com", which is no service`,
+			"worker: BEACON_SMTP_ADDR mailpit:1025: shares no network with mailpit",
+			"dashboard: BEACON_SMTP_ADDR mailpit:2525: mailpit does not listen on port 2525",
 		}},
 		{checkNoPhoneHome, []string{
 			"tempo: usage_report.reporting_enabled must be false",

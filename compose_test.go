@@ -271,7 +271,8 @@ secrets:
 
 // TestObservabilityFile: docker-compose.observability.yml adds services only
 // behind its profiles (loaded without a profile, the stack is the core one),
-// and it points api and worker at the collector.
+// and it points api and worker at the collector and the workers' mail at
+// mailpit.
 func TestObservabilityFile(t *testing.T) {
 	t.Parallel()
 
@@ -302,6 +303,15 @@ func TestObservabilityFile(t *testing.T) {
 		endpoint := plain.Services[name].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
 		if assert.NotNil(t, endpoint, "%s: no OTLP endpoint with %s", name, obs) {
 			assert.Equal(t, "http://collector:4317", *endpoint, name)
+		}
+	}
+
+	// The workers mail notifications to mailpit (checkBeaconRefs: reachable, listening).
+	for k, want := range map[string]string{"BEACON_SMTP_ADDR": "mailpit:1025", "BEACON_SMTP_FROM": "beacon@localhost"} {
+		_, set := core.Services["worker"].Environment[k]
+		assert.False(t, set, "worker: %s is set in the core stack", k)
+		if v := plain.Services["worker"].Environment[k]; assert.NotNil(t, v, "worker: no %s with %s", k, obs) {
+			assert.Equal(t, want, *v, "worker: %s", k)
 		}
 	}
 

@@ -9,17 +9,12 @@ package observability_test
 // and an inhibited alert must not be mailed at all.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
-	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,11 +26,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/beaconhq/beacon/internal/notify/smtptest"
 )
 
 func TestAlertmanagerDelivers(t *testing.T) {
-	sink := startSMTPSink(t)
-	am := startAlertmanager(t, sink.addr)
+	sink := smtptest.Start(t)
+	am := startAlertmanager(t, sink.Addr())
 
 	runbook := func(alert string) string {
 		return "https://github.com/beaconhq/beacon/blob/main/docs/alerts.md#" + strings.ToLower(alert)
@@ -121,43 +118,43 @@ func TestAlertmanagerDelivers(t *testing.T) {
 		"BeaconAPILatencyBudgetBurnSlow": "[TICKET] ",
 		"BeaconUnclassified":             "[FIRING:1] ",
 	}
-	var mails []sinkMail
+	var mails []smtptest.Mail
 	waitUntil(t, 3*time.Minute, func() bool {
-		mails = sink.mails()
+		mails = sink.Mails()
 		return len(mails) >= len(wantMails)
 	}, func() string {
-		return fmt.Sprintf("mails so far:\n%s\nalertmanager log:\n%s", describeMails(mails), am.log.String())
+		return fmt.Sprintf("mails so far:\n%s\nalertmanager log:\n%s", smtptest.Describe(mails), am.log.String())
 	})
 
-	byAlert := map[string]sinkMail{}
+	byAlert := map[string]smtptest.Mail{}
 	for _, m := range mails {
-		require.Equal(t, []string{"oncall@beacon.local"}, m.rcpt, "envelope recipients")
-		require.Equal(t, "alertmanager@beacon.local", m.from, "envelope sender")
-		name := firstAlertName(m.text)
-		require.NotEmpty(t, name, "mail without a rendered alert line:\n%s", m.raw)
+		require.Equal(t, []string{"oncall@beacon.local"}, m.To, "envelope recipients")
+		require.Equal(t, "alertmanager@beacon.local", m.From, "envelope sender")
+		name := firstAlertName(m.Text)
+		require.NotEmpty(t, name, "mail without a rendered alert line:\n%s", m.Data)
 		_, dup := byAlert[name]
-		require.False(t, dup, "%s mailed twice:\n%s", name, describeMails(mails))
+		require.False(t, dup, "%s mailed twice:\n%s", name, smtptest.Describe(mails))
 		byAlert[name] = m
 	}
 	for name, prefix := range wantMails {
 		m, ok := byAlert[name]
-		require.True(t, ok, "no mail for %s; mails:\n%s", name, describeMails(mails))
-		require.True(t, strings.HasPrefix(m.subject, prefix), "%s: subject %q, want prefix %q", name, m.subject, prefix)
-		require.Contains(t, m.subject, name)
+		require.True(t, ok, "no mail for %s; mails:\n%s", name, smtptest.Describe(mails))
+		require.True(t, strings.HasPrefix(m.Subject, prefix), "%s: subject %q, want prefix %q", name, m.Subject, prefix)
+		require.Contains(t, m.Subject, name)
 		// The text part is beacon.email.text, rendered: not headers only.
 		sev := map[string]string{"[PAGE] ": "page", "[TICKET] ": "ticket", "[FIRING:1] ": ""}[prefix]
-		require.Contains(t, m.text, fmt.Sprintf("[FIRING] %s (%s)", name, sev), name)
-		require.Contains(t, m.text, "Description of "+name+".", name)
-		require.Contains(t, m.text, "Runbook: "+runbook(name), name)
-		require.Contains(t, m.text, "Labels: alertname="+name+" ", name)
-		require.Contains(t, m.text, "Since: ", name)
+		require.Contains(t, m.Text, fmt.Sprintf("[FIRING] %s (%s)", name, sev), name)
+		require.Contains(t, m.Text, "Description of "+name+".", name)
+		require.Contains(t, m.Text, "Runbook: "+runbook(name), name)
+		require.Contains(t, m.Text, "Labels: alertname="+name+" ", name)
+		require.Contains(t, m.Text, "Since: ", name)
 	}
 	for _, name := range []string{"BeaconMonitorDown", "BeaconJobBacklogOld", "BeaconAPIErrorBudgetBurnSlow"} {
 		_, mailed := byAlert[name]
-		require.False(t, mailed, "%s is inhibited but was mailed:\n%s", name, byAlert[name].raw)
+		require.False(t, mailed, "%s is inhibited but was mailed:\n%s", name, byAlert[name].Data)
 	}
 	for _, m := range mails {
-		require.NotContains(t, m.text, "172.18.0.6:9464", "the dead role's scrape failure is inhibited:\n%s", m.raw)
+		require.NotContains(t, m.Text, "172.18.0.6:9464", "the dead role's scrape failure is inhibited:\n%s", m.Data)
 	}
 	require.NotContains(t, am.log.String(), "not defined", "a template is missing")
 }
@@ -278,151 +275,7 @@ func (am *alertmanager) alerts(t *testing.T) []amAlertStatus {
 	return out
 }
 
-// ---- A minimal SMTP server that keeps every message it is given.
-
-type sinkMail struct {
-	from    string
-	rcpt    []string
-	raw     string
-	subject string
-	text    string // the text/plain part, decoded
-}
-
-type smtpSink struct {
-	addr string
-	mu   sync.Mutex
-	got  []sinkMail
-}
-
-func startSMTPSink(t *testing.T) *smtpSink {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &smtpSink{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); s.serve(t, c) }()
-		}
-	}()
-	return s
-}
-
-func (s *smtpSink) mails() []sinkMail {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.got)
-}
-
-func (s *smtpSink) serve(t *testing.T, c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	r := bufio.NewReader(c)
-	reply := func(line string) { fmt.Fprintf(c, "%s\r\n", line) }
-	reply("220 sink ESMTP")
-	var from string
-	var rcpt []string
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		line = strings.TrimRight(line, "\r\n")
-		verb, arg, _ := strings.Cut(line, " ")
-		switch strings.ToUpper(verb) {
-		case "EHLO", "HELO":
-			reply("250 sink")
-		case "MAIL":
-			from, rcpt = smtpPath(arg), nil
-			reply("250 OK")
-		case "RCPT":
-			rcpt = append(rcpt, smtpPath(arg))
-			reply("250 OK")
-		case "DATA":
-			reply("354 end with <CRLF>.<CRLF>")
-			var data strings.Builder
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" || l == ".\n" {
-					break
-				}
-				data.WriteString(strings.TrimPrefix(l, ".")) // dot-unstuffing
-			}
-			m := sinkMail{from: from, rcpt: rcpt, raw: data.String()}
-			m.subject, m.text = parseMail(m.raw)
-			s.mu.Lock()
-			s.got = append(s.got, m)
-			s.mu.Unlock()
-			reply("250 OK queued")
-		case "RSET", "NOOP":
-			reply("250 OK")
-		case "QUIT":
-			reply("221 bye")
-			return
-		default:
-			reply("502 not implemented")
-		}
-	}
-}
-
-// smtpPath returns the address of "FROM:<a@b> ..." or "TO:<a@b>".
-func smtpPath(arg string) string {
-	_, after, _ := strings.Cut(arg, "<")
-	addr, _, _ := strings.Cut(after, ">")
-	return addr
-}
-
-// parseMail returns the decoded subject and text/plain part of a message
-// (empty text if it has none).
-func parseMail(raw string) (subject, text string) {
-	msg, err := mail.ReadMessage(strings.NewReader(raw))
-	if err != nil {
-		return "", ""
-	}
-	subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		subject = msg.Header.Get("Subject")
-	}
-	return subject, textPart(msg.Header.Get("Content-Type"), msg.Header.Get("Content-Transfer-Encoding"), msg.Body)
-}
-
-func textPart(contentType, encoding string, body io.Reader) string {
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return ""
-	}
-	if strings.HasPrefix(mt, "multipart/") {
-		mr := multipart.NewReader(body, params["boundary"])
-		for {
-			p, err := mr.NextRawPart()
-			if err != nil {
-				return ""
-			}
-			if t := textPart(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p); t != "" {
-				return t
-			}
-		}
-	}
-	if mt != "text/plain" {
-		return ""
-	}
-	if strings.EqualFold(encoding, "quoted-printable") {
-		body = quotedprintable.NewReader(body)
-	}
-	b, _ := io.ReadAll(body)
-	return string(b)
-}
+// ---- Mails
 
 // firstAlertName reads the alert name of the first "[FIRING] Name (severity)"
 // line of beacon.email.text.
@@ -434,14 +287,6 @@ func firstAlertName(text string) string {
 		}
 	}
 	return ""
-}
-
-func describeMails(mails []sinkMail) string {
-	var b strings.Builder
-	for _, m := range mails {
-		fmt.Fprintf(&b, "--- to %v, subject %q\n%s\n", m.rcpt, m.subject, m.text)
-	}
-	return b.String()
 }
 
 // ---- helpers
