@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/beaconhq/beacon/internal/database"
+	"github.com/beaconhq/beacon/internal/monitors/monitorsdb"
 )
 
 // Check results and their per-minute rollups live in daily partitions (UTC
@@ -118,20 +119,19 @@ func (s *Store) ensurePartitions(ctx context.Context, q database.Querier, ts []t
 		names = append(names, "check_results_p"+day, "check_rollups_minute_p"+day,
 			"check_rollups_hour_p"+month, "check_rollups_day_p"+month)
 	}
-	var missing int
-	if err := q.QueryRow(ctx, `SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL`, names).Scan(&missing); err != nil {
+	missing, err := monitorsdb.New(q).MissingPartitions(ctx, names)
+	if err != nil {
 		return fmt.Errorf("look up partitions: %w", err)
 	}
 	if missing == 0 {
 		s.parts.add(days)
 		return nil
 	}
-	err := database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+	err = database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `SELECT check_results_ensure_partitions(d, d + interval '24 hours') FROM unnest($1::timestamptz[]) d`, starts)
-		return err
+		return monitorsdb.New(tx).EnsureDayPartitions(ctx, starts)
 	})
 	if err != nil {
 		return fmt.Errorf("create partitions: %w", err)
@@ -143,17 +143,19 @@ func (s *Store) ensurePartitions(ctx context.Context, q database.Querier, ts []t
 // EnsurePartitions creates the partitions that hold [from, to) if missing,
 // and returns how many it created.
 func (s *Store) EnsurePartitions(ctx context.Context, from, to time.Time) (int, error) {
-	var n int
+	var n int32
 	err := database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT check_results_ensure_partitions($1, $2)`, from, to).Scan(&n)
+		var err error
+		n, err = monitorsdb.New(tx).EnsurePartitions(ctx, monitorsdb.EnsurePartitionsParams{FromAt: from, ToAt: to})
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("create partitions: %w", err)
 	}
-	return n, nil
+	return int(n), nil
 }
 
 // Partition is one partition of a partitioned table of this domain.
@@ -166,6 +168,7 @@ type Partition struct {
 
 // partitionsEndingBy lists the partitions of table whose range ends at or
 // before t, oldest first (the legacy partition's range starts at MINVALUE).
+// Its SQL stays here, not in queries.sql: sqlc's catalog has no pg_inherits.
 func (s *Store) partitionsEndingBy(ctx context.Context, table string, t time.Time) ([]Partition, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT c.relname::text, ub
@@ -224,7 +227,7 @@ func (s *Store) PruneResults(ctx context.Context, resultsBefore, rollupsBefore t
 		}
 	}
 	// Old rows the default partition took (it should hold none).
-	if _, err := s.pool.Exec(ctx, `DELETE FROM check_results_default WHERE checked_at < $1`, resultsBefore); err != nil {
+	if err := monitorsdb.New(s.pool).PruneDefaultPartition(ctx, resultsBefore); err != nil {
 		return dropped, fmt.Errorf("prune results: %w", err)
 	}
 	s.parts.forgetBefore(resultsBefore)
@@ -237,7 +240,8 @@ func (s *Store) PruneResults(ctx context.Context, resultsBefore, rollupsBefore t
 // default partition, with which PostgreSQL refuses CONCURRENTLY: its
 // partitions are detached under a short lock_timeout, so that waiting for
 // the table's lock never queues its readers and writers for long; a detach
-// that times out is retried by the next run.
+// that times out is retried by the next run. The statements name the
+// partition, which no parameter can: they are built here, not in queries.sql.
 func (s *Store) dropPartition(ctx context.Context, p Partition) error {
 	parent, part := pgx.Identifier{p.Table}.Sanitize(), pgx.Identifier{p.Name}.Sanitize()
 	if p.Table == "check_results" {
@@ -267,6 +271,7 @@ func (s *Store) dropPartition(ctx context.Context, p Partition) error {
 
 // finishDetaches completes detaches interrupted half way (the second
 // transaction of DETACH CONCURRENTLY never ran) and drops their tables.
+// Like partitionsEndingBy's and dropPartition's, its SQL stays here.
 func (s *Store) finishDetaches(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `
 		SELECT p.relname::text, c.relname::text

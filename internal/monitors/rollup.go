@@ -223,6 +223,9 @@ func (s *Store) rawStats(ctx context.Context, sql string, args []any) ([]Bucket,
 // $1), rows of checks, successes and a latency histogram (bins, counts),
 // by bucket; several rows of a bucket add up. The arguments after $1 and
 // $2 are each segment's bounds.
+// It is built per range, so it is Go, not queries.sql; so is rawStatsSQL,
+// its alternative in statsQuery, whose parameters are by position, where
+// sqlc would number them by first use (the bucket first).
 func rollupStatsSQL(segs []statsSegment) (string, []any) {
 	parts := make([]string, len(segs))
 	args := make([]any, 0, 2*len(segs))

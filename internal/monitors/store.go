@@ -15,6 +15,7 @@ import (
 
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/database"
+	"github.com/beaconhq/beacon/internal/monitors/monitorsdb"
 	"github.com/beaconhq/beacon/internal/realtime"
 )
 
@@ -39,14 +40,39 @@ func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
 // q is what a statement runs on: ctx's transaction, else the pool.
 func (s *Store) q(ctx context.Context) database.Querier { return database.Q(ctx, s.pool) }
 
-const monitorColumns = `id, owner_id, name, url, method, interval_seconds, timeout_ms, expected_status,
-	enabled, public_slug, state, last_checked_at, next_check_at, created_at, updated_at`
+// db returns the generated statements on ctx's transaction, else the pool.
+func (s *Store) db(ctx context.Context) *monitorsdb.Queries { return monitorsdb.New(s.q(ctx)) }
 
-func scanMonitor(row pgx.Row) (Monitor, error) {
-	var m Monitor
-	err := row.Scan(&m.ID, &m.OwnerID, &m.Name, &m.URL, &m.Method, &m.IntervalSeconds, &m.TimeoutMS, &m.ExpectedStatus,
-		&m.Enabled, &m.PublicSlug, &m.State, &m.LastCheckedAt, &m.NextCheckAt, &m.CreatedAt, &m.UpdatedAt)
-	return m, err
+// monitorOf is the Monitor of a row of monitors.
+func monitorOf(r monitorsdb.Monitor) Monitor {
+	return Monitor{
+		ID:      r.ID,
+		OwnerID: r.OwnerID,
+		Spec: Spec{
+			Name:            r.Name,
+			URL:             r.Url,
+			Method:          r.Method,
+			IntervalSeconds: r.IntervalSeconds,
+			TimeoutMS:       r.TimeoutMs,
+			ExpectedStatus:  r.ExpectedStatus,
+			Enabled:         r.Enabled,
+			PublicSlug:      r.PublicSlug,
+		},
+		State:         State(r.State),
+		LastCheckedAt: r.LastCheckedAt,
+		NextCheckAt:   r.NextCheckAt,
+		CreatedAt:     r.CreatedAt,
+		UpdatedAt:     r.UpdatedAt,
+	}
+}
+
+// monitorsOf is monitorOf for many rows; never nil.
+func monitorsOf(rows []monitorsdb.Monitor) []Monitor {
+	ms := make([]Monitor, len(rows))
+	for i, r := range rows {
+		ms[i] = monitorOf(r)
+	}
+	return ms
 }
 
 // slugTaken turns the unique violation on public_slug into a conflict.
@@ -65,99 +91,102 @@ func notFound(id int64) error {
 // insert stores a new monitor of owner with a validated spec, due for a
 // first check now.
 func (s *Store) insert(ctx context.Context, owner int64, spec Spec) (Monitor, error) {
-	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `
-		INSERT INTO monitors (owner_id, name, url, method, interval_seconds, timeout_ms, expected_status, enabled,
-			public_slug, next_check_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
-		RETURNING `+monitorColumns,
-		owner, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled,
-		spec.PublicSlug, s.now()))
+	r, err := s.db(ctx).InsertMonitor(ctx, monitorsdb.InsertMonitorParams{
+		OwnerID:         owner,
+		Name:            spec.Name,
+		Url:             spec.URL,
+		Method:          spec.Method,
+		IntervalSeconds: spec.IntervalSeconds,
+		TimeoutMs:       spec.TimeoutMS,
+		ExpectedStatus:  spec.ExpectedStatus,
+		Enabled:         spec.Enabled,
+		PublicSlug:      spec.PublicSlug,
+		Now:             s.now(),
+	})
 	if err != nil {
 		if e := slugTaken(err); e != err {
 			return Monitor{}, e
 		}
 		return Monitor{}, fmt.Errorf("create monitor: %w", err)
 	}
-	return m, nil
+	return monitorOf(r), nil
 }
 
 // Get returns one monitor of owner; another owner's is not found.
 func (s *Store) Get(ctx context.Context, owner, id int64) (Monitor, error) {
-	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner))
+	r, err := s.db(ctx).GetMonitor(ctx, monitorsdb.GetMonitorParams{ID: id, OwnerID: owner})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Monitor{}, notFound(id)
 	}
 	if err != nil {
 		return Monitor{}, fmt.Errorf("get monitor %d: %w", id, err)
 	}
-	return m, nil
+	return monitorOf(r), nil
 }
 
 // lookupMany returns the monitors among ids, whoever owns them, for the
 // workers; missing ones are left out.
 func (s *Store) lookupMany(ctx context.Context, ids []int64) ([]Monitor, error) {
-	rows, err := s.q(ctx).Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = ANY($1)`, ids)
+	rows, err := s.db(ctx).LookupMonitors(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("get %d monitors: %w", len(ids), err)
 	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Monitor, error) { return scanMonitor(r) })
-	if err != nil {
-		return nil, fmt.Errorf("get %d monitors: %w", len(ids), err)
-	}
-	return ms, nil
+	return monitorsOf(rows), nil
 }
 
 // list returns up to limit monitors of owner with an id greater than after, by id.
 func (s *Store) list(ctx context.Context, owner, after int64, limit int) ([]Monitor, error) {
-	rows, err := s.q(ctx).Query(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3`, owner, after, limit)
+	rows, err := s.db(ctx).ListMonitors(ctx, monitorsdb.ListMonitorsParams{OwnerID: owner, After: after, Max: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list monitors: %w", err)
 	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Monitor, error) { return scanMonitor(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list monitors: %w", err)
-	}
-	return ms, nil
+	return monitorsOf(rows), nil
 }
 
 // getForUpdate reads owner's monitor and locks its row until ctx's
 // transaction ends.
 func (s *Store) getForUpdate(ctx context.Context, owner, id int64) (Monitor, error) {
-	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `SELECT `+monitorColumns+` FROM monitors WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner))
+	r, err := s.db(ctx).GetMonitorForUpdate(ctx, monitorsdb.GetMonitorForUpdateParams{ID: id, OwnerID: owner})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Monitor{}, notFound(id)
 	}
 	if err != nil {
 		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
 	}
-	return m, nil
+	return monitorOf(r), nil
 }
 
 // update stores a validated spec and the next check of monitor id.
 func (s *Store) update(ctx context.Context, id int64, spec Spec, next time.Time) (Monitor, error) {
-	m, err := scanMonitor(s.q(ctx).QueryRow(ctx, `
-		UPDATE monitors SET name = $2, url = $3, method = $4, interval_seconds = $5, timeout_ms = $6,
-			expected_status = $7, enabled = $8, next_check_at = $9, updated_at = $10, public_slug = $11
-		WHERE id = $1
-		RETURNING `+monitorColumns,
-		id, spec.Name, spec.URL, spec.Method, spec.IntervalSeconds, spec.TimeoutMS, spec.ExpectedStatus, spec.Enabled, next, s.now(),
-		spec.PublicSlug))
+	r, err := s.db(ctx).UpdateMonitor(ctx, monitorsdb.UpdateMonitorParams{
+		ID:              id,
+		Name:            spec.Name,
+		Url:             spec.URL,
+		Method:          spec.Method,
+		IntervalSeconds: spec.IntervalSeconds,
+		TimeoutMs:       spec.TimeoutMS,
+		ExpectedStatus:  spec.ExpectedStatus,
+		Enabled:         spec.Enabled,
+		NextCheckAt:     next,
+		Now:             s.now(),
+		PublicSlug:      spec.PublicSlug,
+	})
 	if err != nil {
 		if e := slugTaken(err); e != err {
 			return Monitor{}, e
 		}
 		return Monitor{}, fmt.Errorf("update monitor %d: %w", id, err)
 	}
-	return m, nil
+	return monitorOf(r), nil
 }
 
 // Delete removes a monitor of owner and its results.
 func (s *Store) Delete(ctx context.Context, owner, id int64) error {
-	tag, err := s.q(ctx).Exec(ctx, `DELETE FROM monitors WHERE id = $1 AND owner_id = $2`, id, owner)
+	n, err := s.db(ctx).DeleteMonitor(ctx, monitorsdb.DeleteMonitorParams{ID: id, OwnerID: owner})
 	if err != nil {
 		return fmt.Errorf("delete monitor %d: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return notFound(id)
 	}
 	return nil
@@ -319,25 +348,35 @@ type Event struct {
 	Result    *Result `json:"result,omitempty"`
 }
 
-const resultColumns = `id, monitor_id, job_id, checked_at, duration_ms, status_code, ok,
-	coalesce(error_kind, ''), coalesce(error, '')`
-
-func scanResult(row pgx.Row) (Result, error) {
-	var r Result
-	err := row.Scan(&r.ID, &r.MonitorID, &r.JobID, &r.CheckedAt, &r.DurationMS, &r.StatusCode, &r.OK, &r.ErrorKind, &r.Error)
-	return r, err
+// resultOf is the Result of a row of check_results.
+func resultOf(r monitorsdb.ResultsPageRow) Result {
+	res := Result{
+		ID:         r.ID,
+		MonitorID:  r.MonitorID,
+		JobID:      r.JobID,
+		CheckedAt:  r.CheckedAt,
+		DurationMS: r.DurationMs,
+		OK:         r.Ok,
+		ErrorKind:  r.ErrorKind,
+		Error:      r.Error,
+	}
+	if r.StatusCode != nil {
+		code := int(*r.StatusCode)
+		res.StatusCode = &code
+	}
+	return res
 }
 
 // ResultByJob returns the result a check job stored, if any.
 func (s *Store) ResultByJob(ctx context.Context, jobID int64) (Result, error) {
-	r, err := scanResult(s.q(ctx).QueryRow(ctx, `SELECT `+resultColumns+` FROM check_results WHERE job_id = $1`, jobID))
+	r, err := s.db(ctx).ResultByJob(ctx, jobID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Result{}, apperr.Errorf(apperr.NotFound, "job %d stored no result", jobID)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("result of job %d: %w", jobID, err)
 	}
-	return r, nil
+	return resultOf(monitorsdb.ResultsPageRow(r)), nil
 }
 
 // ResultPage is one page of results; NextCursor is empty on the last page.
@@ -346,44 +385,27 @@ type ResultPage struct {
 	NextCursor string   `json:"next_cursor,omitempty"`
 }
 
-// resultsPageSQL is a page of results ($1 monitor, [$2, $3), before ($4, $5), $6 limit).
-const resultsPageSQL = `
-		SELECT ` + resultColumns + ` FROM check_results
-		WHERE monitor_id = $1 AND checked_at >= $2 AND checked_at < $3 AND (checked_at, id) < ($4, $5)
-		ORDER BY checked_at DESC, id DESC
-		LIMIT $6`
+// The statements whose plans explain_test.go checks (export_test.go).
+const (
+	claimDueSQL      = monitorsdb.ClaimDue
+	resultsPageSQL   = monitorsdb.ResultsPage
+	latestResultsSQL = monitorsdb.LatestResults
+)
 
 // results returns up to limit results of a monitor in [from, to) sorting
 // before (beforeAt, beforeID), newest first.
 func (s *Store) results(ctx context.Context, monitorID int64, from, to, beforeAt time.Time, beforeID int64, limit int) ([]Result, error) {
-	rows, err := s.q(ctx).Query(ctx, resultsPageSQL,
-		monitorID, from, to, beforeAt, beforeID, limit)
+	rows, err := s.db(ctx).ResultsPage(ctx, monitorsdb.ResultsPageParams{MonitorID: monitorID, FromAt: from, ToAt: to,
+		BeforeAt: beforeAt, BeforeID: beforeID, Max: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("results of monitor %d: %w", monitorID, err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Result, error) { return scanResult(r) })
-	if err != nil {
-		return nil, fmt.Errorf("results of monitor %d: %w", monitorID, err)
+	items := make([]Result, len(rows))
+	for i, r := range rows {
+		items[i] = resultOf(r)
 	}
 	return items, nil
 }
-
-// claimDueSQL claims due slots ($1 now, $2 limit); explain_test.go checks its plan.
-const claimDueSQL = `
-		WITH due AS (
-			SELECT id, next_check_at, interval_seconds
-			FROM monitors
-			WHERE enabled AND next_check_at <= $1
-			ORDER BY next_check_at
-			LIMIT $2
-			FOR UPDATE SKIP LOCKED
-		)
-		UPDATE monitors m
-		SET next_check_at = due.next_check_at + make_interval(secs => due.interval_seconds *
-			(floor(extract(epoch FROM $1::timestamptz - due.next_check_at) / due.interval_seconds) + 1))
-		FROM due
-		WHERE m.id = due.id
-		RETURNING m.id, due.next_check_at`
 
 // Due is a check slot claimed by the scheduler.
 type Due struct {
@@ -396,25 +418,24 @@ type Due struct {
 // nothing ran). Rows locked by a concurrent scheduler are skipped, so two
 // schedulers never claim the same slot.
 func (s *Store) ClaimDue(ctx context.Context, tx pgx.Tx, limit int) ([]Due, error) {
-	rows, err := tx.Query(ctx, claimDueSQL,
-		s.now(), limit)
+	rows, err := monitorsdb.New(tx).ClaimDue(ctx, monitorsdb.ClaimDueParams{Now: s.now(), Max: int32(limit)})
 	if err != nil {
 		return nil, fmt.Errorf("claim due monitors: %w", err)
 	}
-	due, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Due])
-	if err != nil {
-		return nil, fmt.Errorf("claim due monitors: %w", err)
+	due := make([]Due, len(rows))
+	for i, r := range rows {
+		due[i] = Due{MonitorID: r.ID, Slot: r.Slot}
 	}
 	return due, nil
 }
 
 // AdoptUnowned gives monitors created before accounts existed to owner.
 func (s *Store) AdoptUnowned(ctx context.Context, owner int64) (int64, error) {
-	tag, err := s.q(ctx).Exec(ctx, `UPDATE monitors SET owner_id = $1 WHERE owner_id IS NULL`, owner)
+	n, err := s.db(ctx).AdoptUnowned(ctx, owner)
 	if err != nil {
 		return 0, fmt.Errorf("adopt unowned monitors: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // Status is a monitor's public status page: what its owner chose to publish.
@@ -435,50 +456,40 @@ type StatusCheck struct {
 	DurationMS float64   `json:"duration_ms"`
 }
 
-// latestResultsSQL is a monitor's ($1) latest results.
-const latestResultsSQL = `SELECT checked_at, ok, duration_ms FROM check_results
-		WHERE monitor_id = $1 ORDER BY checked_at DESC, id DESC LIMIT 50`
-
 // PublicStatus returns the status page of the monitor published as slug.
 func (s *Store) PublicStatus(ctx context.Context, slug string) (Status, error) {
-	var (
-		st Status
-		id int64
-	)
-	q := s.q(ctx)
-	err := q.QueryRow(ctx, `SELECT id, name, state, last_checked_at FROM monitors WHERE public_slug = $1`, slug).
-		Scan(&id, &st.Name, &st.State, &st.LastCheckedAt)
+	q := s.db(ctx)
+	m, err := q.PublicMonitor(ctx, slug)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Status{}, apperr.Errorf(apperr.NotFound, "no public status page %q", slug)
 	}
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}
+	st := Status{Name: m.Name, State: State(m.State), LastCheckedAt: m.LastCheckedAt}
 	now := s.now()
-	err = q.QueryRow(ctx, `
-		SELECT avg(ok::int) FILTER (WHERE checked_at >= $2), avg(ok::int)
-		FROM check_results WHERE monitor_id = $1 AND checked_at >= $3`,
-		id, now.Add(-24*time.Hour), now.Add(-7*24*time.Hour)).Scan(&st.Uptime24h, &st.Uptime7d)
+	up, err := q.Uptime(ctx, monitorsdb.UptimeParams{MonitorID: m.ID, Since24h: now.Add(-24 * time.Hour), Since7d: now.Add(-7 * 24 * time.Hour)})
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}
-	rows, err := q.Query(ctx, latestResultsSQL, id)
+	if up.Checks24h > 0 {
+		st.Uptime24h = &up.Uptime24h
+	}
+	if up.Checks7d > 0 {
+		st.Uptime7d = &up.Uptime7d
+	}
+	rows, err := q.LatestResults(ctx, m.ID)
 	if err != nil {
 		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
 	}
-	st.Recent, err = pgx.CollectRows(rows, pgx.RowToStructByPos[StatusCheck])
-	if err != nil {
-		return Status{}, fmt.Errorf("status page %q: %w", slug, err)
-	}
-	if st.Recent == nil {
-		st.Recent = []StatusCheck{}
+	st.Recent = make([]StatusCheck, len(rows))
+	for i, r := range rows {
+		st.Recent[i] = StatusCheck{CheckedAt: r.CheckedAt, OK: r.Ok, DurationMS: r.DurationMs}
 	}
 	return st, nil
 }
 
 // Owns reports whether owner owns monitor id (for scoping jobs).
 func (s *Store) Owns(ctx context.Context, owner, id int64) (bool, error) {
-	var ok bool
-	err := s.q(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM monitors WHERE id = $1 AND owner_id = $2)`, id, owner).Scan(&ok)
-	return ok, err
+	return s.db(ctx).OwnsMonitor(ctx, monitorsdb.OwnsMonitorParams{ID: id, OwnerID: owner})
 }
