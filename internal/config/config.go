@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -61,6 +62,15 @@ type Config struct {
 	RefreshTTL    time.Duration // BEACON_REFRESH_TOKEN_TTL
 
 	PyroscopeURL string // BEACON_PYROSCOPE_URL: continuous profiling off when empty (may hold credentials: never log it)
+
+	IncidentConfirmations  int           // BEACON_INCIDENT_CONFIRMATIONS: re-checks that confirm an outage
+	IncidentConfirmSpacing time.Duration // BEACON_INCIDENT_CONFIRM_SPACING: time between two re-checks
+
+	SMTPAddr     string // BEACON_SMTP_ADDR: host:port of the mail relay for email channels (empty: email off)
+	SMTPFrom     string // BEACON_SMTP_FROM
+	SMTPUsername string // BEACON_SMTP_USERNAME
+	SMTPPassword string // BEACON_SMTP_PASSWORD (a secret)
+	SMTPTLS      string // BEACON_SMTP_TLS: opportunistic|starttls|none
 }
 
 // Development defaults for the first admin, so `make run` can log in. They
@@ -104,6 +114,13 @@ var Vars = []Var{
 	{"BEACON_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens (1m-24h)"},
 	{"BEACON_REFRESH_TOKEN_TTL", "720h", "lifetime of refresh tokens (1h-8760h)"},
 	{"BEACON_PYROSCOPE_URL", "", "Pyroscope server to push CPU, memory, mutex and block profiles to, e.g. `http://pyroscope:4040` (default: profiling off)"},
+	{"BEACON_INCIDENT_CONFIRMATIONS", "3", "re-checks run when a monitor goes down; an incident opens when most of them fail (1-10)"},
+	{"BEACON_INCIDENT_CONFIRM_SPACING", "5s", "time between two confirmation re-checks (0s-5m)"},
+	{"BEACON_SMTP_ADDR", "", "host:port of the SMTP relay that email channels send through (default: email channels off)"},
+	{"BEACON_SMTP_FROM", "beacon@localhost", "sender address of notification emails"},
+	{"BEACON_SMTP_USERNAME", "", "SMTP user, if the relay wants authentication (sent only over TLS or to localhost)"},
+	{"BEACON_SMTP_PASSWORD", "", "SMTP password (a secret)"},
+	{"BEACON_SMTP_TLS", "opportunistic", "`opportunistic` (STARTTLS when the relay offers it), `starttls` (required) or `none`"},
 }
 
 // Load reads the configuration through getenv. The error names the variable
@@ -227,6 +244,25 @@ func Load(getenv func(string) string) (Config, error) {
 		if u, err := url.Parse(c.PyroscopeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fail("BEACON_PYROSCOPE_URL", "is not an http(s) URL like http://pyroscope:4040")
 		}
+	}
+	if c.IncidentConfirmations, err = integer(get("BEACON_INCIDENT_CONFIRMATIONS"), 1, 10); err != nil {
+		fail("BEACON_INCIDENT_CONFIRMATIONS", "%v", err)
+	}
+	if c.IncidentConfirmSpacing, err = duration(get("BEACON_INCIDENT_CONFIRM_SPACING"), 0, 5*time.Minute); err != nil {
+		fail("BEACON_INCIDENT_CONFIRM_SPACING", "%v", err)
+	}
+	c.SMTPAddr, c.SMTPFrom, c.SMTPUsername, c.SMTPTLS = get("BEACON_SMTP_ADDR"), get("BEACON_SMTP_FROM"), get("BEACON_SMTP_USERNAME"), get("BEACON_SMTP_TLS")
+	c.SMTPPassword = getenv("BEACON_SMTP_PASSWORD")
+	if c.SMTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.SMTPAddr); err != nil || port == "" {
+			fail("BEACON_SMTP_ADDR", "%q is not host:port like mailpit:1025", c.SMTPAddr)
+		}
+	}
+	if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
+		fail("BEACON_SMTP_FROM", "%q is not an email address", c.SMTPFrom)
+	}
+	if c.SMTPTLS != "opportunistic" && c.SMTPTLS != "starttls" && c.SMTPTLS != "none" {
+		fail("BEACON_SMTP_TLS", "%q is not opportunistic, starttls or none", c.SMTPTLS)
 	}
 	c.JWTSecret = getenv("BEACON_JWT_SECRET")
 	c.AdminEmail = strings.TrimSpace(getenv("BEACON_ADMIN_EMAIL"))

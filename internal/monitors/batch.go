@@ -2,9 +2,11 @@ package monitors
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/jobs"
@@ -24,22 +26,50 @@ type finished struct {
 	client *river.Client[pgx.Tx]
 	job    *river.Job[CheckArgs]
 	res    Result
+	span   trace.SpanContext // the check job's
 }
 
 // newResultGroup stores results and completes their jobs; it returns the
 // results' ids. A deleted monitor fails its group with ErrMonitorGone (and
-// then only its own check, when retried alone).
-func newResultGroup(store *Store) *database.Group[finished, int64] {
+// then only its own check, when retried alone). It tells onChange, when not
+// nil, of the state changes in each transaction.
+func newResultGroup(store *Store, onChange StateHook) *database.Group[finished, int64] {
 	return &database.Group[finished, int64]{Max: maxGroup, Fn: func(ctx context.Context, fs []finished) ([]int64, error) {
 		results := make([]Result, len(fs))
+		monitorIDs := make([]int64, len(fs))
 		for i, f := range fs {
-			results[i] = f.res
+			results[i], monitorIDs[i] = f.res, f.res.MonitorID
 		}
 		var ids []int64
 		err := database.InTx(ctx, store.pool, func(ctx context.Context, tx pgx.Tx) error {
-			var err error
+			var (
+				prior map[int64]priorState
+				err   error
+			)
+			if onChange != nil {
+				if prior, err = lockStates(ctx, tx, monitorIDs); err != nil {
+					return err
+				}
+			}
 			if ids, err = store.RecordResults(ctx, tx, results); err != nil {
 				return err
+			}
+			if onChange != nil {
+				for i := range results {
+					results[i].ID = ids[i]
+				}
+				if changes := stateChanges(prior, results); len(changes) > 0 {
+					for i := range changes {
+						for j, r := range results {
+							if r.ID == changes[i].Result.ID {
+								changes[i].Trace = fs[j].span
+							}
+						}
+					}
+					if err := onChange(ctx, tx, changes); err != nil {
+						return fmt.Errorf("on state change: %w", err)
+					}
+				}
 			}
 			done := make([]jobs.Completion, len(fs))
 			for i, f := range fs {

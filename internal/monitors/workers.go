@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beaconhq/beacon/internal/database"
 )
@@ -96,7 +97,8 @@ func (w *CheckWorker) Work(ctx context.Context, job *river.Job[CheckArgs]) error
 	// The result is stored in the transaction that completes the job,
 	// shared with the checks that finish at the same time.
 	client := river.ClientFromContext[pgx.Tx](ctx)
-	if res.ID, err = w.results.Do(ctx, finished{client: client, job: job, res: res}); err != nil {
+	if res.ID, err = w.results.Do(ctx, finished{client: client, job: job, res: res,
+		span: trace.SpanContextFromContext(ctx)}); err != nil {
 		if errors.Is(err, ErrMonitorGone) {
 			return river.JobCancel(err) // deleted while checked: a retry would fail the same way
 		}
@@ -260,12 +262,20 @@ type Deps struct {
 	SchedulerInterval time.Duration
 	SchedulerBatch    int
 	Retention         time.Duration
+	// OnStateChange, if set, is told of every state change in the
+	// transaction that stores it (StateHook).
+	OnStateChange StateHook
+}
+
+// newCheckWorker builds the check worker with its groups.
+func newCheckWorker(d Deps) *CheckWorker {
+	return &CheckWorker{Store: d.Store, Checker: d.Checker, Metrics: d.Metrics, Log: d.Log,
+		lookups: newLookupGroup(d.Store), results: newResultGroup(d.Store, d.OnStateChange)}
 }
 
 // AddWorkers registers this domain's workers.
 func AddWorkers(workers *river.Workers, d Deps) {
-	river.AddWorker(workers, &CheckWorker{Store: d.Store, Checker: d.Checker, Metrics: d.Metrics, Log: d.Log,
-		lookups: newLookupGroup(d.Store), results: newResultGroup(d.Store)})
+	river.AddWorker(workers, newCheckWorker(d))
 	river.AddWorker(workers, &ScheduleWorker{Store: d.Store, Batch: d.SchedulerBatch, Log: d.Log})
 	river.AddWorker(workers, &PruneWorker{Store: d.Store, Retention: d.Retention, Log: d.Log})
 }

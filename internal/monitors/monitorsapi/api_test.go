@@ -397,6 +397,8 @@ func TestOpenAPIAndDocs(t *testing.T) {
 		"issue-token", "revoke-token", "get-status-page", "get-me", "list-clients", "create-client", "revoke-client",
 		"list-monitors", "create-monitor", "get-monitor", "update-monitor", "delete-monitor",
 		"run-check", "list-results", "get-stats", "get-job",
+		"list-incidents", "get-incident", "acknowledge-incident", "resolve-incident",
+		"list-channels", "create-channel", "delete-channel", "test-channel",
 		"list-users", "create-user", "delete-user", "update-user", "list-all-clients", "revoke-any-client",
 	}, ids)
 

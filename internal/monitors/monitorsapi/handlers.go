@@ -12,6 +12,7 @@ import (
 	"github.com/beaconhq/beacon/internal/httpapi"
 	"github.com/beaconhq/beacon/internal/jobs"
 	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/monitors/incidents"
 	"github.com/beaconhq/beacon/internal/page"
 )
 
@@ -228,12 +229,13 @@ func (Slug) Schema(huma.Registry) *huma.Schema {
 
 // StatusPageOutput is a published status page.
 type StatusPageOutput struct {
-	Body monitors.Status
+	Body StatusPage
 }
 
 type handlers struct {
 	d   httpapi.Deps
 	svc *monitors.Service
+	inc *incidents.Service
 }
 
 func owner(ctx context.Context) int64 { return httpapi.Caller(ctx).UserID }
@@ -333,5 +335,9 @@ func (h handlers) getStatusPage(ctx context.Context, in *StatusPageInput) (*Stat
 	if err != nil {
 		return nil, h.problem(ctx, err)
 	}
-	return &StatusPageOutput{Body: st}, nil
+	page := StatusPage{Status: st}
+	if page.Incidents, err = h.inc.PublicIncidents(ctx, string(in.Slug)); err != nil {
+		return nil, h.problem(ctx, err)
+	}
+	return &StatusPageOutput{Body: page}, nil
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/httpapi"
 	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/monitors/incidents"
 	"github.com/beaconhq/beacon/internal/netguard"
+	"github.com/beaconhq/beacon/internal/notify"
 	"github.com/beaconhq/beacon/internal/platform"
 )
 
@@ -32,10 +34,61 @@ func (module) Name() string { return "monitors" }
 func (module) Build(env platform.Env) (platform.Parts, error) {
 	tel := env.Telemetry
 	svc := monitors.NewService(monitors.NewStore(env.Pool, nil), env.Jobs)
+	// Checks and webhooks reach users' URLs under one network policy.
+	policy := netguard.NewPolicy(env.Config.CheckAllow)
+	client := policy.HTTPClient(netguard.ClientOptions{
+		UserAgent: "Beacon/" + env.Version + " (synthetic monitoring)",
+		Transport: func(rt http.RoundTripper) http.RoundTripper {
+			return otelhttp.NewTransport(rt,
+				otelhttp.WithTracerProvider(tel.TracerProvider),
+				otelhttp.WithMeterProvider(tel.MeterProvider),
+				otelhttp.WithPropagators(tel.Propagator))
+		},
+	})
+	checker := &monitors.Checker{Client: client}
+	incOpts := incidents.Options{
+		Pool: env.Pool, WorkPool: env.WorkPool, Workflows: env.Workflows,
+		Confirmations: env.Config.IncidentConfirmations, Spacing: env.Config.IncidentConfirmSpacing,
+		Webhook: &notify.Webhook{Client: client, UserAgent: "Beacon/" + env.Version + " (notifications)"},
+		Log:     env.Log.With("component", "incidents"),
+	}
+	if incOpts.Confirmations == 0 {
+		incOpts.Confirmations = 3 // a configuration not loaded (Describe)
+	}
+	var err error
+	if incOpts.Metrics, err = incidents.NewMetrics(tel.MeterProvider); err != nil {
+		return platform.Parts{}, err
+	}
+	if env.Config.SMTPAddr != "" {
+		tlsMode := env.Config.SMTPTLS
+		if tlsMode == "opportunistic" {
+			tlsMode = notify.TLSOpportunistic
+		}
+		incOpts.Email, err = notify.NewEmail(notify.SMTPConfig{Addr: env.Config.SMTPAddr, From: env.Config.SMTPFrom,
+			Username: env.Config.SMTPUsername, Password: env.Config.SMTPPassword, TLS: tlsMode})
+		if err != nil {
+			return platform.Parts{}, err
+		}
+	}
+	var workSvc *monitors.Service
+	if env.WorkPool != nil {
+		workSvc = monitors.NewService(monitors.NewStore(env.WorkPool, nil), nil)
+		incOpts.Recheck = func(ctx context.Context, owner, id int64) (monitors.Result, error) {
+			m, err := workSvc.Get(ctx, owner, id)
+			if err != nil {
+				return monitors.Result{}, err
+			}
+			return checker.Check(ctx, m), nil
+		}
+	}
+	inc, err := incidents.New(incOpts)
+	if err != nil {
+		return platform.Parts{}, err
+	}
 	parts := platform.Parts{
 		Queues:     map[string]river.QueueConfig{monitors.QueueChecks: {MaxWorkers: env.Config.WorkerConcurrency}},
 		LongestJob: monitors.LongestJobTimeout,
-		API:        Routes(svc),
+		API:        Routes(svc, inc),
 		Bootstrap: func(ctx context.Context, admin int64) error {
 			n, err := svc.AdoptUnowned(ctx, admin)
 			if n > 0 {
@@ -52,45 +105,48 @@ func (module) Build(env platform.Env) (platform.Parts, error) {
 		return parts, err
 	}
 	workStore := monitors.NewStore(env.WorkPool, nil)
-	policy := netguard.NewPolicy(env.Config.CheckAllow)
 	deps := monitors.Deps{
-		Store: workStore,
-		Checker: &monitors.Checker{Client: policy.HTTPClient(netguard.ClientOptions{
-			UserAgent: "Beacon/" + env.Version + " (synthetic monitoring)",
-			Transport: func(rt http.RoundTripper) http.RoundTripper {
-				return otelhttp.NewTransport(rt,
-					otelhttp.WithTracerProvider(tel.TracerProvider),
-					otelhttp.WithMeterProvider(tel.MeterProvider),
-					otelhttp.WithPropagators(tel.Propagator))
-			},
-		})},
+		Store:             workStore,
+		Checker:           checker,
 		Metrics:           metrics,
 		Log:               env.Log,
 		SchedulerInterval: env.Config.SchedulerInterval,
 		SchedulerBatch:    env.Config.SchedulerBatch,
 		Retention:         env.Config.ResultRetention,
+		OnStateChange:     inc.OnStateChange,
 	}
 	parts.AddWorkers = func(w *river.Workers) { monitors.AddWorkers(w, deps) }
 	parts.PeriodicJobs = monitors.PeriodicJobs(deps)
 	parts.Gauges = func(mp metric.MeterProvider) ([]metric.Registration, error) {
-		r, err := monitors.ObserveStates(mp, workStore)
+		states, err := monitors.ObserveStates(mp, workStore)
 		if err != nil {
 			return nil, err
 		}
-		return []metric.Registration{r}, nil
+		open, err := incidents.ObserveOpen(mp, env.WorkPool)
+		if err != nil {
+			_ = states.Unregister()
+			return nil, err
+		}
+		return []metric.Registration{states, open}, nil
 	}
 	return parts, nil
 }
 
 // Routes is the domain's part of the API.
-func Routes(svc *monitors.Service) *httpapi.Routes {
+func Routes(svc *monitors.Service, inc *incidents.Service) *httpapi.Routes {
 	return &httpapi.Routes{
 		Tags: []*huma.Tag{
 			{Name: "Public: status pages", Description: "Status pages of the monitors their owners published. No access token needed."},
 			{Name: "Monitors", Description: "The HTTP endpoints you watch: what to request, how often, and which answers count as up."},
 			{Name: "Checks", Description: "Checks on demand, check results, and uptime and latency statistics."},
+			{Name: "Incidents", Description: "Outages confirmed by re-checks: follow, acknowledge and resolve them."},
+			{Name: "Notification channels", Description: "Webhooks and email addresses told of your incidents."},
 		},
-		Register: func(v1 huma.API, d httpapi.Deps) { register(v1, handlers{d: d, svc: svc}) },
+		Register: func(v1 huma.API, d httpapi.Deps) {
+			h := handlers{d: d, svc: svc, inc: inc}
+			register(v1, h)
+			registerIncidents(v1, h)
+		},
 		JobAccess: map[string]httpapi.JobAccess{
 			// A check job is visible to the owner of the monitor it checks.
 			monitors.CheckArgs{}.Kind(): func(ctx context.Context, p auth.Principal, row *rivertype.JobRow) (bool, error) {
@@ -109,8 +165,8 @@ func register(v1 huma.API, h handlers) {
 	huma.Register(v1, httpapi.Public(huma.Operation{
 		OperationID: "get-status-page", Method: http.MethodGet, Path: "/public/status/{slug}",
 		Summary: "A published monitor's status page", Tags: []string{"Public: status pages"},
-		Description: "The name, state, uptime over 24 h and 7 days and the latest checks of the monitor published " +
-			"under this slug (its `public_slug`). Needs no token.",
+		Description: "The name, state, uptime over 24 h and 7 days, the latest checks and the recent incidents of the " +
+			"monitor published under this slug (its `public_slug`). Needs no token.",
 		Responses: map[string]*huma.Response{
 			"404": httpapi.ProblemResponse[huma.ErrorModel](api, "No monitor is published under this slug."),
 			"422": httpapi.ProblemResponse[huma.ErrorModel](api, "The slug is not a valid slug."),
