@@ -144,8 +144,11 @@ type namedParts struct {
 // completions share one transaction per process).
 var platformQueues = map[string]river.QueueConfig{
 	river.QueueDefault:    {MaxWorkers: 5},
-	workflow.DefaultQueue: {MaxWorkers: 10},
+	workflow.DefaultQueue: {MaxWorkers: WorkflowWorkers},
 }
+
+// WorkflowWorkers run workflow steps at once in a worker process.
+const WorkflowWorkers = 10
 
 // Assemble builds the modules and Beacon's generic parts around them.
 func Assemble(ctx context.Context, o Options) (_ *Stack, err error) {

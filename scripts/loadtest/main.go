@@ -54,6 +54,9 @@ type options struct {
 	schedProcs    []int           // worker processes, one row each
 	statsInterval int             // t rows: seconds between generated results (a year of them)
 	statsRuns     int             // t rows: timed runs of each query
+	chordSteps    int             // w rows: steps of the chord's header (and bare jobs before the last one)
+	chordWarmups  int             // w rows: unrecorded runs of each first
+	chordRuns     int             // w rows: timed runs of each
 	only          map[string]bool // groups to run (-only); nil: all
 }
 
@@ -63,6 +66,7 @@ func fullOptions() options {
 		rateFor: 20 * time.Second, rateHz: 10, drainMax: 3 * time.Minute, concurrency: 16,
 		schedMonitors: 20_000, schedInterval: 60, schedCycles: 2, schedProcs: []int{1, 2, 4},
 		statsInterval: 10, statsRuns: 30,
+		chordSteps: 1000, chordWarmups: 1, chordRuns: 5,
 	}
 }
 
@@ -72,6 +76,7 @@ func smokeOptions() options {
 		rateFor: 2 * time.Second, rateHz: 10, drainMax: 45 * time.Second, concurrency: 16,
 		schedMonitors: 200, schedInterval: 10, schedCycles: 2, schedProcs: []int{1},
 		statsInterval: 3600, statsRuns: 6,
+		chordSteps: 200, chordWarmups: 1, chordRuns: 2,
 	}
 }
 
@@ -80,7 +85,7 @@ func main() {
 		os.Exit(baselineMain(os.Args[2:]))
 	}
 	smoke := flag.Bool("smoke", false, "short run for CI (also LOADTEST_SMOKE=1): ~2 s per scenario, backlog 500")
-	only := flag.String("only", "", "run only these groups, comma-separated: all, split, raw, telemetry, stats, scheduler (default: every group)")
+	only := flag.String("only", "", "run only these groups, comma-separated: all, split, raw, workflow, telemetry, stats, scheduler (default: every group)")
 	pgDetail := flag.Bool("pgdetail", false, "during drains, also name the statements PostgreSQL sessions are in (also LOADTEST_PG_DETAIL=1)")
 	flag.Parse()
 	if flag.NArg() > 0 {

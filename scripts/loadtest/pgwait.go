@@ -79,6 +79,26 @@ func (w *waitSampler) sample(ctx context.Context, pool *pgxpool.Pool) {
 func (w *waitSampler) stop() string {
 	w.cancel()
 	<-w.done
+	return w.summary()
+}
+
+// add adds the samples of o, stopped, to w: one summary of several phases.
+func (w *waitSampler) add(o *waitSampler) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.counts == nil {
+		w.counts = map[string]int{}
+	}
+	w.samples += o.samples
+	for k, n := range o.counts {
+		w.counts[k] += n
+	}
+}
+
+// summary is what stop returns.
+func (w *waitSampler) summary() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.samples == 0 {

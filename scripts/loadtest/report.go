@@ -29,6 +29,9 @@ func scenarios(opts options, cfg config.Config) []scenario {
 		{"b2", fmt.Sprintf("b2 async submit, `beacon all` draining a %s backlog, c=%d", count(opts.backlog), c), "≥ 1,500 req/s"},
 		{"c", fmt.Sprintf("c drain %s checks, one `beacon worker` (p: job run time)", count(opts.backlog)), "≥ 3,000/s and ≥ 0.8× raw River"},
 		{"d", fmt.Sprintf("d raw River drain %s no-op jobs, same fetch settings (p: job run time)", count(opts.backlog)), "~7,600 jobs/s at 5 ms cooldown (TOOLCHAIN.md)"},
+		{"w1", fmt.Sprintf("w1 chord of %s steps + callback, one `beacon worker` (%d step workers): start → callback (p: per run)", count(opts.chordSteps), chordWorkers),
+			"reference (`BenchmarkChord1000`, 50 workers: 2.9-4.7× bare)"},
+		{"w2", fmt.Sprintf("w2 %s bare River jobs, then 1 once they completed: no-op, %d workers, this process (p: per run)", count(opts.chordSteps), chordWorkers), "reference"},
 		{"e", fmt.Sprintf("e enqueue→start (attempted_at − created_at), %d async checks/s on `beacon all`", opts.rateHz), "p95 ≤ 20 ms (poll: " + cfg.JobFetchPollInterval.String() + ")"},
 		{"f1", fmt.Sprintf("f1 `GET /v1/monitors/{id}`, `beacon all`, c=%d", c), "≥ 0.9× f2"},
 		{"f2", fmt.Sprintf("f2 same GET, net/http + pgx baseline (same query and JSON, no auth), c=%d", c), "reference"},
@@ -235,6 +238,14 @@ func (rep *report) ratio(id string) string {
 		return fmt.Sprintf("%s's p50 ÷ this p50: %.1f×", raw, float64(b.p50)/float64(a.p50))
 	case "s2", "s4":
 		return thr(id, "s1", "s1 checks/s")
+	case "w1":
+		// p50s of whole runs: (w1 - w2) / steps is what the engine adds to each step.
+		a, b := rep.get("w1"), rep.get("w2")
+		if a == nil || b == nil || a.p50 == 0 || b.p50 == 0 || a.err != "" || b.err != "" || a.skipped != "" || b.skipped != "" {
+			return ""
+		}
+		return fmt.Sprintf("%.2f× w2; overhead %.2f ms/step", float64(a.p50)/float64(b.p50),
+			(a.p50-b.p50).Seconds()*1000/float64(rep.opts.chordSteps))
 	case "h1":
 		h0, h1 := rep.get("h0"), rep.get("h1")
 		if h0 == nil || h1 == nil || !h0.hasLatency || !h1.hasLatency || h0.p99 == 0 {

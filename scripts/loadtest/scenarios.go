@@ -129,6 +129,7 @@ func (r *runner) runScenarios(ctx context.Context) {
 		{"beacon all", "all", []string{"a1", "a2", "e", "f1", "h0", "b2", "h1", "f2"}, r.groupAll},
 		{"beacon api + worker", "split", []string{"b1", "c"}, r.groupSplit},
 		{"raw River", "raw", []string{"d"}, r.groupRawRiver},
+		{"workflow", "workflow", []string{"w1", "w2"}, r.groupWorkflow},
 		{"telemetry", "telemetry", []string{"g1", "g2"}, r.groupTelemetry},
 		{"stats", "stats", []string{"t1", "t2", "t3", "t4"}, r.groupStats},
 		{"scheduler", "scheduler", schedIDs(r.opts), r.groupScheduler},
@@ -153,7 +154,7 @@ func (r *runner) runScenarios(ctx context.Context) {
 }
 
 // groupNames are the groups -only may name, in run order.
-var groupNames = []string{"all", "split", "raw", "telemetry", "stats", "scheduler"}
+var groupNames = []string{"all", "split", "raw", "workflow", "telemetry", "stats", "scheduler"}
 
 // done records a row and prints it as progress.
 func (r *runner) done(id string, row *row) {

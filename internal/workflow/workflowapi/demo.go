@@ -94,7 +94,27 @@ func (k demoKinds) graph(s DemoSpec) (*workflow.Graph, error) {
 	case "group":
 		return workflow.Group(calls(k.square, "square")...), nil
 	case "chord":
+		if s.FailStep == 0 {
+			return k.chord(s.N), nil
+		}
 		return workflow.Chord(calls(k.square, "square"), k.sum.Call("sum", args(last))), nil
 	}
 	return nil, apperr.InvalidField("kind", "must be chain, group or chord")
+}
+
+// chord is the demo chord of n steps: the squares of 1..n, then their sum.
+func (k demoKinds) chord(n int) *workflow.Graph {
+	header := make([]workflow.Call, n)
+	for i := range header {
+		header[i] = k.square.Call(fmt.Sprintf("square %d", i+1), DemoArgs{N: i + 1})
+	}
+	return workflow.Chord(header, k.sum.Call("sum", DemoArgs{N: n + 1}))
+}
+
+// DemoChord defines the demo step kinds on reg and returns the builder of
+// the demo chord of n steps, for chords larger than the API allows (the
+// load test's; up to workflow.MaxSteps - 1). The steps run wherever the
+// workflow module is built: in every Beacon worker.
+func DemoChord(reg *workflow.Registry) func(n int) *workflow.Graph {
+	return defineDemo(reg).chord
 }
