@@ -1,15 +1,22 @@
 // Beacon dashboard: a hash-routed single-page app. This module is the
 // shell (session, routing, live updates); each view is a module of its own.
 //   #/login  #/monitors  #/monitors/new  #/monitors/{id}  #/monitors/{id}/edit
+//   #/incidents  #/incidents/{id}  #/workflows  #/workflows/{id}  #/channels
 
 import * as API from './api.js';
 import { Live } from './live.js';
-import { errorCard } from './ui.js';
+import { h } from './dom.js';
+import { errorCard, throttle } from './ui.js';
 import { loginView } from './view-login.js';
 import { monitorsView } from './view-monitors.js';
 import { monitorView } from './view-monitor.js';
 import { monitorFormView } from './view-monitor-form.js';
 import { notFoundView } from './view-not-found.js';
+import { workflowsView } from './view-workflows.js';
+import { workflowView } from './view-workflow.js';
+import { incidentsView } from './view-incidents.js';
+import { incidentView } from './view-incident.js';
+import { channelsView } from './view-channels.js';
 
 /** @typedef {import('./ui.js').Shell} Shell */
 /** @typedef {import('./ui.js').User} User */
@@ -29,6 +36,8 @@ const main = el('#main');
 const sessionBar = el('.session');
 const userEmail = el('.user-email');
 const riverLink = el('.riverui-link');
+const nav = el('.nav');
+const incidentBadge = el('[data-testid="nav-incidents-count"]');
 
 /** @type {import('./ui.js').AppState} */
 const state = {
@@ -55,10 +64,37 @@ function nextPage() {
   return next && /^\/riverui\/[^\\\s]*$/.test(next) ? next : null;
 }
 
+// ---- The nav's count of active incidents (open or acknowledged), kept by
+// the shell so every view shows it; incident events recount, at most once a
+// second.
+
+// The API's largest page: beyond it the badge says "200+".
+const COUNT_LIMIT = 200;
+
+const countIncidents = throttle(async () => {
+  if (!state.user) return;
+  try {
+    const page = await API.get(`/incidents?state=active&limit=${COUNT_LIMIT}`);
+    const n = page.items.length;
+    incidentBadge.replaceChildren(page.next_cursor ? `${n}+` : String(n), h('span', { class: 'sr-only' }, ' active'));
+    incidentBadge.title = `${n}${page.next_cursor ? ' or more' : ''} active incident${n === 1 ? '' : 's'}`;
+    incidentBadge.hidden = n === 0;
+  } catch {
+    // A server without incidents (404) or a blip: no badge until the next event.
+    incidentBadge.hidden = true;
+  }
+}, 1000);
+
 const live = new Live({
   indicator: el('[data-testid="live-status"]'),
-  onEvent: (/** @type {any} */ ev) => view?.onEvent?.(ev),
-  onReconnect: () => view?.onReconnect?.(),
+  onEvent: (/** @type {any} */ ev) => {
+    if (ev.type === 'incident') countIncidents.run();
+    view?.onEvent?.(ev);
+  },
+  onReconnect: () => {
+    countIncidents.run();
+    view?.onReconnect?.();
+  },
   beforeConnect: async () => {
     try {
       await API.get('/me');
@@ -79,7 +115,9 @@ function signedIn(user) {
   userEmail.textContent = user.email;
   riverLink.hidden = user.role !== 'admin';
   sessionBar.hidden = false;
+  nav.hidden = false;
   live.start();
+  countIncidents.run();
 }
 
 /**
@@ -92,6 +130,8 @@ function signedOut(remember = true) {
   state.user = null;
   live.stop();
   sessionBar.hidden = true;
+  nav.hidden = true;
+  incidentBadge.hidden = true;
   if (!remember) state.afterLogin = null;
   if (wasIn || booted) go('#/login', remember);
 }
@@ -104,7 +144,8 @@ async function logout() {
 // ---- Routing.
 
 /**
- * @typedef {{name: 'login' | 'monitors' | 'notFound'} | {name: 'detail' | 'form', id: number | null}} Route
+ * @typedef {{name: 'login' | 'monitors' | 'notFound' | 'incidents' | 'workflows' | 'channels'} |
+ *   {name: 'detail' | 'form' | 'incident' | 'workflow', id: number | null}} Route
  */
 
 /**
@@ -119,6 +160,11 @@ function parseRoute(hash) {
   if (path === '/monitors/new') return { name: 'form', id: null };
   if ((m = path.match(/^\/monitors\/(\d+)$/))) return { name: 'detail', id: Number(m[1]) };
   if ((m = path.match(/^\/monitors\/(\d+)\/edit$/))) return { name: 'form', id: Number(m[1]) };
+  if (path === '/incidents') return { name: 'incidents' };
+  if ((m = path.match(/^\/incidents\/(\d+)$/))) return { name: 'incident', id: Number(m[1]) };
+  if (path === '/workflows') return { name: 'workflows' };
+  if ((m = path.match(/^\/workflows\/(\d+)$/))) return { name: 'workflow', id: Number(m[1]) };
+  if (path === '/channels') return { name: 'channels' };
   return { name: 'notFound' };
 }
 
@@ -148,8 +194,33 @@ function show(route) {
       return monitorView(shell, /** @type {number} */ (route.id));
     case 'form':
       return monitorFormView(shell, route.id);
+    case 'incidents':
+      return incidentsView(shell);
+    case 'incident':
+      return incidentView(shell, /** @type {number} */ (route.id));
+    case 'workflows':
+      return workflowsView(shell);
+    case 'workflow':
+      return workflowView(shell, /** @type {number} */ (route.id));
+    case 'channels':
+      return channelsView(shell);
     default:
       return notFoundView(shell);
+  }
+}
+
+// The nav link of the current section says so (aria-current).
+/** @type {Record<string, string>} */
+const SECTION = {
+  monitors: 'monitors', detail: 'monitors', form: 'monitors', incidents: 'incidents', incident: 'incidents',
+  workflows: 'workflows', workflow: 'workflows', channels: 'channels',
+};
+
+/** @param {string} name */
+function markNav(name) {
+  for (const a of nav.querySelectorAll('a[data-section]')) {
+    if (a instanceof HTMLElement && a.dataset.section === SECTION[name]) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
   }
 }
 
@@ -168,6 +239,7 @@ function render(moveFocus) {
   view?.dispose?.();
   view = null;
   main.replaceChildren();
+  markNav(route.name);
   view = show(route);
   if (moveFocus) {
     // Screen readers hear the new page; keyboard users start from its top.
@@ -179,7 +251,10 @@ function render(moveFocus) {
 // Without the websocket the page would go stale: poll until it is back.
 const POLL_MS = 15000;
 setInterval(() => {
-  if (state.user && !live.connected && document.visibilityState === 'visible') view?.poll?.();
+  if (state.user && !live.connected && document.visibilityState === 'visible') {
+    countIncidents.run();
+    view?.poll?.();
+  }
 }, POLL_MS);
 
 async function boot() {

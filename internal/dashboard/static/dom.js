@@ -64,6 +64,16 @@ function setAttrs(el, attrs) {
 }
 
 /**
+ * fill replaces el's children with children (null, false and undefined left out).
+ * @param {Element} el
+ * @param {...Child} children
+ */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}
+
+/**
  * @param {Element} el
  * @param {Child[]} children
  */

@@ -1,7 +1,7 @@
 // The public status page of one monitor: /status/{slug}. It needs no
 // session (cookies are not even sent) and refreshes itself every minute.
 
-import { ago, percent, s, setState } from './dom.js';
+import { ago, dateTime, h, percent, s, setState } from './dom.js';
 import { recentStrip } from './charts.js';
 import { problemMessage, problemOf } from './api.js';
 
@@ -14,6 +14,7 @@ import { problemMessage, problemOf } from './api.js';
  * @property {number} [uptime_24h]
  * @property {number} [uptime_7d]
  * @property {import('./charts.js').RecentCheck[]} [recent]
+ * @property {{id: number, state: string, opened_at: string, resolved_at?: string}[]} [incidents] open and recently resolved, newest first
  */
 
 /**
@@ -34,6 +35,8 @@ const checked = el('.status-checked');
 const recent = el('.status-recent');
 const strip = el('.status-strip');
 const error = el('.status-error');
+const incidents = el('.status-incidents');
+const incidentList = el('.status-incident-list');
 const slug = decodeURIComponent(location.pathname.split('/')[2] || '');
 
 /** @type {PublicStatus | null} */
@@ -60,6 +63,27 @@ function show(st) {
   uptime.textContent = parts.length ? parts.join(' · ') : 'No checks in the last 7 days';
   recent.hidden = !st.recent?.length;
   if (st.recent?.length) recentStrip(svg, st.recent);
+  showIncidents(st.incidents || []);
+}
+
+/**
+ * showIncidents lists the ongoing incidents, then the recent ones, with
+ * their times; the section is hidden when there are none.
+ * @param {NonNullable<PublicStatus['incidents']>} list
+ */
+function showIncidents(list) {
+  const ongoing = list.filter((i) => i.state !== 'resolved');
+  const past = list.filter((i) => i.state === 'resolved');
+  /** @param {string} iso */
+  const at = (iso) => h('time', { datetime: iso, title: dateTime(iso) }, `${dateTime(iso)} (${ago(iso)})`);
+  incidentList.replaceChildren(
+    ...ongoing.map((i) => h('li', { class: 'status-incident', dataset: { state: 'ongoing' }, testid: 'status-incident' },
+      h('span', { class: 'state', dataset: { state: 'down' } }, 'ongoing'), ' since ', at(i.opened_at),
+      i.state === 'acknowledged' ? h('span', { class: 'muted' }, ' · being worked on') : null)),
+    ...past.map((i) => h('li', { class: 'status-incident', dataset: { state: 'resolved' }, testid: 'status-incident' },
+      h('span', { class: 'state', dataset: { state: 'up' } }, 'resolved'), ' ', at(i.opened_at), ' to ',
+      i.resolved_at ? at(i.resolved_at) : 'unknown')));
+  incidents.hidden = list.length === 0;
 }
 
 async function load() {

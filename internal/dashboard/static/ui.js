@@ -107,3 +107,50 @@ export function field(label, control, hint) {
  * @property {() => void} [onReconnect] events may have been missed
  * @property {() => void} [poll] no live updates: refresh
  */
+
+/**
+ * throttle runs fn at most once per ms: a call meanwhile runs it once more
+ * when the time is up (live events come in bursts; one fetch covers one).
+ * @param {() => unknown} fn
+ * @param {number} ms
+ * @returns {{run: () => void, cancel: () => void}}
+ */
+export function throttle(fn, ms) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  let last = 0;
+  const fire = () => {
+    timer = undefined;
+    last = Date.now();
+    fn();
+  };
+  return {
+    run() {
+      // A run already timed covers this call too.
+      if (timer !== undefined) return;
+      const wait = last + ms - Date.now();
+      if (wait <= 0) fire();
+      else timer = setTimeout(fire, wait);
+    },
+    cancel() {
+      clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}
+
+/**
+ * showProblem shows an API error's problem: its detail, and each of its
+ * errors (huma's field errors) in a list.
+ * @param {HTMLElement} box an element with role="alert"
+ * @param {unknown} err an APIError, or any error
+ */
+export function showProblem(box, err) {
+  /** @type {{location?: string, message?: string}[]} */
+  const errors = /** @type {any} */ (err)?.problem?.errors || [];
+  const msg = err instanceof Error ? err.message : String(err);
+  box.replaceChildren(
+    h('p', {}, msg.charAt(0).toUpperCase() + msg.slice(1)),
+    errors.length ? h('ul', {}, errors.map((e) => h('li', {}, e.location ? `${String(e.location).replace(/^body\./, '')}: ${e.message || 'is invalid'}` : (e.message || 'is invalid')))) : '');
+  box.hidden = false;
+}
