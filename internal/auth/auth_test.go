@@ -15,6 +15,7 @@ import (
 
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/auth"
+	"github.com/beaconhq/beacon/internal/page"
 	"github.com/beaconhq/beacon/internal/pgtest"
 )
 
@@ -201,7 +202,7 @@ func TestClientCredentials(t *testing.T) {
 	_, err = b.svc.ClientCredentialsGrant(ctx, c.ClientID, "wrong", "ip")
 	requireOAuth(t, err, "invalid_client")
 
-	listed, err := b.svc.Clients(ctx, auth.OwnedBy(b.user.ID))
+	listed, _, err := b.svc.Clients(ctx, auth.OwnedBy(b.user.ID), firstPage)
 	require.NoError(t, err)
 	require.Len(t, listed, 1)
 	require.Empty(t, listed[0].Secret, "the secret is shown once")
@@ -240,17 +241,17 @@ func TestClientScopes(t *testing.T) {
 
 	for name, nobody := range map[string]auth.Scope{"OwnedBy(0)": auth.OwnedBy(0), "zero Scope": {}} {
 		require.False(t, nobody.All(), name)
-		listed, err := b.svc.Clients(ctx, nobody)
+		listed, _, err := b.svc.Clients(ctx, nobody, firstPage)
 		require.NoError(t, err, name)
 		require.Empty(t, listed, "%s lists nobody's clients", name)
 		for _, c := range []auth.Client{mine, theirs} {
 			require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, nobody, c.ID)), "%s revokes nothing", name)
 		}
 	}
-	listed, err := b.svc.Clients(ctx, auth.OwnedBy(b.user.ID))
+	listed, _, err := b.svc.Clients(ctx, auth.OwnedBy(b.user.ID), firstPage)
 	require.NoError(t, err)
 	require.Equal(t, []int64{mine.ID}, ids(listed))
-	listed, err = b.svc.Clients(ctx, auth.AllUsers())
+	listed, _, err = b.svc.Clients(ctx, auth.AllUsers(), firstPage)
 	require.NoError(t, err)
 	require.Equal(t, []int64{mine.ID, theirs.ID}, ids(listed))
 	for _, c := range listed {
@@ -259,14 +260,14 @@ func TestClientScopes(t *testing.T) {
 
 	// An admin revokes anyone's client; revoking twice keeps the first time.
 	require.NoError(t, b.svc.RevokeClient(ctx, auth.AllUsers(), theirs.ID))
-	listed, err = b.svc.Clients(ctx, auth.OwnedBy(other.ID))
+	listed, _, err = b.svc.Clients(ctx, auth.OwnedBy(other.ID), firstPage)
 	require.NoError(t, err)
 	require.Len(t, listed, 1)
 	require.NotNil(t, listed[0].RevokedAt)
 	first := *listed[0].RevokedAt
 	b.clock.Add(time.Minute)
 	require.NoError(t, b.svc.RevokeClient(ctx, auth.AllUsers(), theirs.ID))
-	listed, err = b.svc.Clients(ctx, auth.OwnedBy(other.ID))
+	listed, _, err = b.svc.Clients(ctx, auth.OwnedBy(other.ID), firstPage)
 	require.NoError(t, err)
 	require.True(t, first.Equal(*listed[0].RevokedAt), "revoked at %v, then %v", first, *listed[0].RevokedAt)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(b.svc.RevokeClient(ctx, auth.AllUsers(), theirs.ID+mine.ID+1000)))
@@ -337,10 +338,25 @@ func TestUsersAndFirstAdmin(t *testing.T) {
 		_, err = b.svc.CreateUser(ctx, bad.email, bad.pw, auth.RoleMember)
 		require.Equal(t, apperr.Invalid, apperr.CodeOf(err), "%v", bad)
 	}
-	users, err := b.svc.Users(ctx)
+	users, next, err := b.svc.Users(ctx, firstPage)
 	require.NoError(t, err)
 	require.Len(t, users, 2)
+	require.Empty(t, next)
+	// One at a time, by the cursor.
+	users, next, err = b.svc.Users(ctx, page.Request{Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, users, 1)
+	rest, last, err := b.svc.Users(ctx, page.Request{Cursor: next, Limit: 1})
+	require.NoError(t, err)
+	require.Empty(t, last)
+	require.Len(t, rest, 1)
+	require.Greater(t, rest[0].ID, users[0].ID)
+	_, _, err = b.svc.Users(ctx, page.Request{Cursor: "garbage", Limit: 1})
+	require.Equal(t, apperr.Invalid, apperr.CodeOf(err))
 	require.NoError(t, b.svc.DeleteUser(ctx, b.user.ID))
 	_, err = b.svc.GetUser(ctx, b.user.ID)
 	require.Equal(t, apperr.NotFound, apperr.CodeOf(err))
 }
+
+// firstPage is a page large enough for any list of these tests.
+var firstPage = page.Request{Limit: auth.MaxPageSize}

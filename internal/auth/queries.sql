@@ -54,7 +54,8 @@ RETURNING id, email, role, created_at;
 SELECT id FROM users WHERE lower(email) = sqlc.arg(email);
 
 -- name: ListUsers :many
-SELECT id, email, role, (disabled_at IS NOT NULL)::bool AS disabled, created_at FROM users ORDER BY id;
+SELECT id, email, role, (disabled_at IS NOT NULL)::bool AS disabled, created_at FROM users
+WHERE id > sqlc.arg(after) ORDER BY id LIMIT sqlc.arg(max_rows);
 
 -- name: GetUser :one
 SELECT id, email, role, (disabled_at IS NOT NULL)::bool AS disabled, created_at FROM users WHERE id = $1;
@@ -95,10 +96,12 @@ INSERT INTO api_clients (user_id, name, client_id, secret_hash) VALUES ($1, $2, 
 RETURNING id, created_at;
 
 -- name: ListClientsOf :many
-SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients WHERE user_id = $1 ORDER BY id;
+SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients
+WHERE user_id = sqlc.arg(user_id) AND id > sqlc.arg(after) ORDER BY id LIMIT sqlc.arg(max_rows);
 
 -- name: ListAllClients :many
-SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients ORDER BY id;
+SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients
+WHERE id > sqlc.arg(after) ORDER BY id LIMIT sqlc.arg(max_rows);
 
 -- name: RevokeClientOf :execrows
 UPDATE api_clients SET revoked_at = coalesce(revoked_at, sqlc.arg(revoked_at))

@@ -22,6 +22,7 @@ import (
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/auth/authdb"
 	"github.com/beaconhq/beacon/internal/database"
+	"github.com/beaconhq/beacon/internal/page"
 )
 
 // Config tunes the service.
@@ -429,17 +430,40 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (int6
 	return u.ID, true, nil
 }
 
-// Users lists accounts by id.
-func (s *Service) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.q.ListUsers(ctx)
+// MaxPageSize bounds a page of users or clients.
+const MaxPageSize = 1000
+
+// Users returns a page of accounts by id, and the cursor of the next page
+// ("" on the last).
+func (s *Service) Users(ctx context.Context, req page.Request) ([]User, string, error) {
+	after, err := pageStart(req)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, "", err
+	}
+	rows, err := s.q.ListUsers(ctx, authdb.ListUsersParams{After: after, MaxRows: int32(req.Limit + 1)})
+	if err != nil {
+		return nil, "", fmt.Errorf("list users: %w", err)
 	}
 	us := make([]User, len(rows))
 	for i, r := range rows {
 		us[i] = userOf(r)
 	}
-	return us, nil
+	us, next := page.Cut(us, req.Limit, func(u User) string { return page.Encode(u.ID) })
+	return us, next, nil
+}
+
+// pageStart validates req and decodes the id its page starts after.
+func pageStart(req page.Request) (int64, error) {
+	if err := req.Validate(MaxPageSize); err != nil {
+		return 0, err
+	}
+	var after int64
+	if req.Cursor != "" {
+		if err := page.Decode(req.Cursor, &after); err != nil {
+			return 0, err
+		}
+	}
+	return after, nil
 }
 
 // GetUser returns one account.
@@ -519,25 +543,28 @@ func (s *Service) CreateClientTx(ctx context.Context, tx pgx.Tx, userID int64, n
 	return c, nil
 }
 
-// Clients lists the clients in scope by id, revoked ones included.
-func (s *Service) Clients(ctx context.Context, scope Scope) ([]Client, error) {
-	var (
-		cs  []Client
-		err error
-	)
+// Clients returns a page of the clients in scope by id, revoked ones
+// included, and the cursor of the next page ("" on the last).
+func (s *Service) Clients(ctx context.Context, scope Scope, req page.Request) ([]Client, string, error) {
+	after, err := pageStart(req)
+	if err != nil {
+		return nil, "", err
+	}
+	var cs []Client
 	if scope.all {
 		var rows []authdb.ListAllClientsRow
-		rows, err = s.q.ListAllClients(ctx)
+		rows, err = s.q.ListAllClients(ctx, authdb.ListAllClientsParams{After: after, MaxRows: int32(req.Limit + 1)})
 		cs = clientsOf(rows)
 	} else {
 		var rows []authdb.ListClientsOfRow
-		rows, err = s.q.ListClientsOf(ctx, scope.userID)
+		rows, err = s.q.ListClientsOf(ctx, authdb.ListClientsOfParams{UserID: scope.userID, After: after, MaxRows: int32(req.Limit + 1)})
 		cs = clientsOf(rows)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list clients of %s: %w", scope, err)
+		return nil, "", fmt.Errorf("list clients of %s: %w", scope, err)
 	}
-	return cs, nil
+	cs, next := page.Cut(cs, req.Limit, func(c Client) string { return page.Encode(c.ID) })
+	return cs, next, nil
 }
 
 // clientsOf maps client rows; the queries that return them return the same columns.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/beaconhq/beacon/internal/auth"
 	"github.com/beaconhq/beacon/internal/httpx"
+	"github.com/beaconhq/beacon/internal/page"
 )
 
 // Security scheme names in the OpenAPI document.
@@ -305,7 +306,26 @@ type clientOutput struct {
 	Body auth.Client
 }
 
+// listInput asks for a page of a list whose body is a bare array (it was
+// before lists were paginated): the next page is in the Link header.
+type listInput struct {
+	Cursor string `query:"cursor" maxLength:"200" doc:"From the previous page's Link rel=\"next\""`
+	Limit  int    `query:"limit" minimum:"1" maximum:"1000" default:"200"`
+}
+
+func (in listInput) request() page.Request { return page.Request{Cursor: in.Cursor, Limit: in.Limit} }
+
+// nextLink is the RFC 8288 Link to the page after this one, or "".
+func nextLink(path, next string, limit int) string {
+	if next == "" {
+		return ""
+	}
+	q := url.Values{"cursor": {next}, "limit": {strconv.Itoa(limit)}}
+	return "<" + path + "?" + q.Encode() + `>; rel="next"`
+}
+
 type clientsOutput struct {
+	Link string `header:"Link" doc:"The next page: <...?cursor=...>; rel=\"next\" (absent on the last page)"`
 	Body []auth.Client
 }
 
@@ -341,20 +361,20 @@ func createClient(d Deps) func(context.Context, *clientBody) (*clientOutput, err
 	}
 }
 
-func listClients(d Deps, all bool) func(context.Context, *struct{}) (*clientsOutput, error) {
-	return func(ctx context.Context, _ *struct{}) (*clientsOutput, error) {
-		scope := auth.OwnedBy(owner(ctx))
+func listClients(d Deps, all bool) func(context.Context, *listInput) (*clientsOutput, error) {
+	return func(ctx context.Context, in *listInput) (*clientsOutput, error) {
+		scope, path := auth.OwnedBy(owner(ctx)), "/v1/clients"
 		if all {
-			scope = auth.AllUsers()
+			scope, path = auth.AllUsers(), "/v1/admin/clients"
 		}
-		cs, err := d.Auth.Clients(ctx, scope)
+		cs, next, err := d.Auth.Clients(ctx, scope, in.request())
 		if err != nil {
-			return nil, problem(ctx, d.Log, err)
+			return nil, problem(ctx, d.Log, QueryField(err))
 		}
 		if cs == nil {
 			cs = []auth.Client{}
 		}
-		return &clientsOutput{Body: cs}, nil
+		return &clientsOutput{Link: nextLink(path, next, in.Limit), Body: cs}, nil
 	}
 }
 
@@ -372,16 +392,17 @@ func revokeClient(d Deps, all bool) func(context.Context, *idPath) (*struct{}, e
 }
 
 type usersOutput struct {
+	Link string `header:"Link" doc:"The next page: <...?cursor=...>; rel=\"next\" (absent on the last page)"`
 	Body []auth.User
 }
 
-func listUsers(d Deps) func(context.Context, *struct{}) (*usersOutput, error) {
-	return func(ctx context.Context, _ *struct{}) (*usersOutput, error) {
-		us, err := d.Auth.Users(ctx)
+func listUsers(d Deps) func(context.Context, *listInput) (*usersOutput, error) {
+	return func(ctx context.Context, in *listInput) (*usersOutput, error) {
+		us, next, err := d.Auth.Users(ctx, in.request())
 		if err != nil {
-			return nil, problem(ctx, d.Log, err)
+			return nil, problem(ctx, d.Log, QueryField(err))
 		}
-		return &usersOutput{Body: us}, nil
+		return &usersOutput{Link: nextLink("/v1/admin/users", next, in.Limit), Body: us}, nil
 	}
 }
 

@@ -174,3 +174,40 @@ func TestDescribeNeedsNoDatabase(t *testing.T) {
 	require.NotNil(t, api.OpenAPI().Paths["/v1/widgets"])
 	require.NotNil(t, api.OpenAPI().Paths["/v1/oauth/token"])
 }
+
+// The account lists keep their bare-array bodies and page by an opaque
+// cursor in an RFC 8288 Link header.
+func TestAccountListsPageByLink(t *testing.T) {
+	b := platformtest.New(t, platformtest.Options{})
+	admin := b.As(b.SignIn(t, "admin@example.org", auth.RoleAdmin))
+	for i := range 3 {
+		b.SignIn(t, fmt.Sprintf("user%d@example.org", i), auth.RoleMember)
+	}
+	var emails []string
+	path := "/v1/admin/users?limit=2"
+	for pages := 0; path != ""; pages++ {
+		require.Less(t, pages, 5, "the pages never end")
+		r := admin.Do(t, http.MethodGet, path, nil)
+		require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
+		var users []auth.User
+		require.NoError(t, json.Unmarshal(r.Body, &users), "the body is a bare array: %s", r.Body)
+		require.LessOrEqual(t, len(users), 2)
+		for _, u := range users {
+			emails = append(emails, u.Email)
+		}
+		path = ""
+		if link := r.Header.Get("Link"); link != "" {
+			require.True(t, strings.HasPrefix(link, "</v1/admin/users?") && strings.HasSuffix(link, `>; rel="next"`), link)
+			path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+		}
+	}
+	require.Len(t, emails, 5) // the member, the admin and three users, each once
+	require.ElementsMatch(t, emails, []string{"member@example.org", "admin@example.org",
+		"user0@example.org", "user1@example.org", "user2@example.org"})
+	r := admin.Do(t, http.MethodGet, "/v1/admin/users?cursor=not-a-cursor", nil)
+	platformtest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+	r = b.Do(t, http.MethodGet, "/v1/clients", nil)
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Equal(t, "[]", strings.TrimSpace(string(r.Body)))
+	require.Empty(t, r.Header.Get("Link"))
+}

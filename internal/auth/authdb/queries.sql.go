@@ -166,8 +166,14 @@ func (q *Queries) InsertRefreshToken(ctx context.Context, arg InsertRefreshToken
 }
 
 const listAllClients = `-- name: ListAllClients :many
-SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients ORDER BY id
+SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients
+WHERE id > $1 ORDER BY id LIMIT $2
 `
+
+type ListAllClientsParams struct {
+	After   int64
+	MaxRows int32
+}
 
 type ListAllClientsRow struct {
 	ID        int64
@@ -178,8 +184,8 @@ type ListAllClientsRow struct {
 	RevokedAt *time.Time
 }
 
-func (q *Queries) ListAllClients(ctx context.Context) ([]ListAllClientsRow, error) {
-	rows, err := q.db.Query(ctx, listAllClients)
+func (q *Queries) ListAllClients(ctx context.Context, arg ListAllClientsParams) ([]ListAllClientsRow, error) {
+	rows, err := q.db.Query(ctx, listAllClients, arg.After, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -206,8 +212,15 @@ func (q *Queries) ListAllClients(ctx context.Context) ([]ListAllClientsRow, erro
 }
 
 const listClientsOf = `-- name: ListClientsOf :many
-SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients WHERE user_id = $1 ORDER BY id
+SELECT id, user_id, name, client_id, created_at, revoked_at FROM api_clients
+WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3
 `
+
+type ListClientsOfParams struct {
+	UserID  int64
+	After   int64
+	MaxRows int32
+}
 
 type ListClientsOfRow struct {
 	ID        int64
@@ -218,8 +231,8 @@ type ListClientsOfRow struct {
 	RevokedAt *time.Time
 }
 
-func (q *Queries) ListClientsOf(ctx context.Context, userID int64) ([]ListClientsOfRow, error) {
-	rows, err := q.db.Query(ctx, listClientsOf, userID)
+func (q *Queries) ListClientsOf(ctx context.Context, arg ListClientsOfParams) ([]ListClientsOfRow, error) {
+	rows, err := q.db.Query(ctx, listClientsOf, arg.UserID, arg.After, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +259,14 @@ func (q *Queries) ListClientsOf(ctx context.Context, userID int64) ([]ListClient
 }
 
 const listUsers = `-- name: ListUsers :many
-SELECT id, email, role, (disabled_at IS NOT NULL)::bool AS disabled, created_at FROM users ORDER BY id
+SELECT id, email, role, (disabled_at IS NOT NULL)::bool AS disabled, created_at FROM users
+WHERE id > $1 ORDER BY id LIMIT $2
 `
+
+type ListUsersParams struct {
+	After   int64
+	MaxRows int32
+}
 
 type ListUsersRow struct {
 	ID        int64
@@ -257,8 +276,8 @@ type ListUsersRow struct {
 	CreatedAt time.Time
 }
 
-func (q *Queries) ListUsers(ctx context.Context) ([]ListUsersRow, error) {
-	rows, err := q.db.Query(ctx, listUsers)
+func (q *Queries) ListUsers(ctx context.Context, arg ListUsersParams) ([]ListUsersRow, error) {
+	rows, err := q.db.Query(ctx, listUsers, arg.After, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
