@@ -36,39 +36,28 @@ type finished struct {
 func newResultGroup(store *Store, onChange StateHook) *database.Group[finished, int64] {
 	return &database.Group[finished, int64]{Max: maxGroup, Fn: func(ctx context.Context, fs []finished) ([]int64, error) {
 		results := make([]Result, len(fs))
-		monitorIDs := make([]int64, len(fs))
 		for i, f := range fs {
-			results[i], monitorIDs[i] = f.res, f.res.MonitorID
+			results[i] = f.res
 		}
 		var ids []int64
 		err := database.InTx(ctx, store.pool, func(ctx context.Context, tx pgx.Tx) error {
 			var (
-				prior map[int64]priorState
-				err   error
+				changes []StateChange
+				err     error
 			)
-			if onChange != nil {
-				if prior, err = lockStates(ctx, tx, monitorIDs); err != nil {
-					return err
-				}
-			}
-			if ids, err = store.RecordResults(ctx, tx, results); err != nil {
+			if ids, changes, err = store.recordResults(ctx, tx, results); err != nil {
 				return err
 			}
-			if onChange != nil {
-				for i := range results {
-					results[i].ID = ids[i]
-				}
-				if changes := stateChanges(prior, results); len(changes) > 0 {
-					for i := range changes {
-						for j, r := range results {
-							if r.ID == changes[i].Result.ID {
-								changes[i].Trace = fs[j].span
-							}
+			if onChange != nil && len(changes) > 0 {
+				for i := range changes {
+					for j, id := range ids {
+						if id == changes[i].Result.ID {
+							changes[i].Trace = fs[j].span
 						}
 					}
-					if err := onChange(ctx, tx, changes); err != nil {
-						return fmt.Errorf("on state change: %w", err)
-					}
+				}
+				if err := onChange(ctx, tx, changes); err != nil {
+					return fmt.Errorf("on state change: %w", err)
 				}
 			}
 			done := make([]jobs.Completion, len(fs))

@@ -1,6 +1,11 @@
 package monitors
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // What the tests of package monitors_test look at inside: the hot paths'
 // SQL (explain_test.go) and the rollups' percentile estimate (rollup_test.go).
@@ -41,3 +46,8 @@ func BinQuantile(bins []int, q float64) float64 {
 
 // LatencyBinLow is where latency bin 1 starts (ms).
 const LatencyBinLow = latencyBinLow
+
+// RecordResultsChanges is recordResults: ids and the state changes.
+func (s *Store) RecordResultsChanges(ctx context.Context, tx pgx.Tx, rs []Result) ([]int64, []StateChange, error) {
+	return s.recordResults(ctx, tx, rs)
+}

@@ -2,8 +2,6 @@ package monitors
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/trace"
@@ -26,63 +24,31 @@ type StateChange struct {
 // when a flip is stored). An error fails the whole transaction.
 type StateHook func(ctx context.Context, tx pgx.Tx, changes []StateChange) error
 
-// priorState is a monitor's state before a transaction's results.
-type priorState struct {
-	owner       int64
-	state       State
-	lastChecked *time.Time
-}
-
-// lockStates locks the monitors of ids, in id order, and returns their
-// states: the results stored next in the transaction cannot race another
-// transaction's, so each flip is seen by exactly one transaction.
-func lockStates(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]priorState, error) {
-	rows, err := tx.Query(ctx, `
-		SELECT id, coalesce(owner_id, 0), state, last_checked_at FROM monitors
-		WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("lock monitor states: %w", err)
-	}
-	out := make(map[int64]priorState, len(ids))
-	for rows.Next() {
-		var (
-			id int64
-			p  priorState
-		)
-		if err := rows.Scan(&id, &p.owner, &p.state, &p.lastChecked); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("lock monitor states: %w", err)
-		}
-		out[id] = p
-	}
-	rows.Close()
-	return out, rows.Err()
-}
-
-// stateChanges are the flips that results (stored, with their ids) make
-// from prior, by the rule RecordResults applies: per monitor the latest
-// result sets the state, unless a newer result was stored before.
-func stateChanges(prior map[int64]priorState, results []Result) []StateChange {
-	latest := map[int64]Result{}
-	var order []int64
-	for _, r := range results {
-		cur, seen := latest[r.MonitorID]
-		if !seen {
-			order = append(order, r.MonitorID)
-		}
-		if !seen || !r.CheckedAt.Before(cur.CheckedAt) {
-			latest[r.MonitorID] = r
-		}
+// stateChanges orders the flips RecordResults' statement saw (by monitor)
+// as the results came, each with the result that made it: the monitor's
+// latest, with its stored id.
+func stateChanges(flipped map[int64]StateChange, rs []Result, ids []int64) []StateChange {
+	if len(flipped) == 0 {
+		return nil
 	}
 	var out []StateChange
-	for _, id := range order {
-		r, p := latest[id], prior[id]
-		if p.lastChecked != nil && p.lastChecked.After(r.CheckedAt) {
-			continue // a late result: the state stays the newer one's
+	for i, r := range rs {
+		c, ok := flipped[r.MonitorID]
+		if !ok {
+			continue
 		}
-		if to := stateOf(r); to != p.state {
-			out = append(out, StateChange{MonitorID: id, OwnerID: p.owner, From: p.state, To: to, Result: r})
+		if c.Result.MonitorID == 0 {
+			out = append(out, c) // first seen: its place in the order
 		}
+		// The latest result of the state written (ties: the last given).
+		if stateOf(r) == c.To && (c.Result.MonitorID == 0 || !r.CheckedAt.Before(c.Result.CheckedAt)) {
+			c.Result = r
+			c.Result.ID = ids[i]
+			flipped[r.MonitorID] = c
+		}
+	}
+	for i := range out {
+		out[i] = flipped[out[i].MonitorID]
 	}
 	return out
 }

@@ -209,6 +209,15 @@ func (s *Store) RecordResult(ctx context.Context, tx pgx.Tx, r Result) (int64, e
 // several results of one monitor, the latest sets its state. If any
 // result's monitor was deleted it fails with ErrMonitorGone and stores none.
 func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]int64, error) {
+	ids, _, err := s.recordResults(ctx, tx, rs)
+	return ids, err
+}
+
+// recordResults is RecordResults, also returning the state changes the
+// results made. The monitors' rows are locked (in id order) before their
+// state is read, in the same statement: each flip is seen by exactly one
+// transaction, whatever the concurrency.
+func (s *Store) recordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]int64, []StateChange, error) {
 	n := len(rs)
 	var (
 		monitorIDs = make([]int64, n)
@@ -227,7 +236,7 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 		// The event carries the result as Go encodes it; SQL adds the id.
 		body, err := json.Marshal(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		monitorIDs[i], jobIDs[i], checkedAt[i], durations[i] = r.MonitorID, r.JobID, r.CheckedAt, r.DurationMS
 		codes[i], oks[i], kinds[i], texts[i], bodies[i] = r.StatusCode, r.OK, r.ErrorKind, r.Error, string(body)
@@ -235,7 +244,7 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 	// The partitions must exist before the statement: the rollups have no
 	// default partition. This is a map lookup unless a day is new.
 	if err := s.ensurePartitions(ctx, tx, checkedAt); err != nil {
-		return nil, fmt.Errorf("record %d results: %w", n, err)
+		return nil, nil, fmt.Errorf("record %d results: %w", n, err)
 	}
 	// The rollups are written by the same statement, in (monitor, bucket)
 	// order so that concurrent groups lock shared rows in one order.
@@ -289,12 +298,15 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 						GROUP BY bin) m)
 		), latest AS (
 			SELECT DISTINCT ON (monitor_id) monitor_id, checked_at, ok FROM r ORDER BY monitor_id, checked_at DESC
+		), prior AS (
+			-- Locked first, so the state read is the one this update replaces.
+			SELECT id, state FROM monitors WHERE id IN (SELECT monitor_id FROM latest) ORDER BY id FOR UPDATE
 		), upd AS (
 			-- A late result must not overwrite a newer one's state.
 			UPDATE monitors m SET state = CASE WHEN l.ok THEN 'up' ELSE 'down' END, last_checked_at = l.checked_at
-			FROM latest l
+			FROM latest l JOIN prior p ON p.id = l.monitor_id
 			WHERE m.id = l.monitor_id AND (m.last_checked_at IS NULL OR m.last_checked_at <= l.checked_at)
-			RETURNING m.id, m.state
+			RETURNING m.id, m.state, p.state AS prior_state
 		), cur AS (
 			SELECT m.id, m.owner_id, coalesce(upd.state, m.state) AS state
 			FROM monitors m LEFT JOIN upd ON upd.id = m.id
@@ -303,31 +315,45 @@ func (s *Store) RecordResults(ctx context.Context, tx pgx.Tx, rs []Result) ([]in
 		SELECT r.id, CASE WHEN cur.owner_id IS NOT NULL THEN
 			pg_notify($10, jsonb_build_object('type', $11::text, 'owner_id', cur.owner_id, 'monitor_id', r.monitor_id,
 				'state', cur.state, 'result', r.body || jsonb_build_object('id', r.id))::text) END
-		FROM r JOIN cur ON cur.id = r.monitor_id
+		, coalesce(cur.owner_id, 0), upd.prior_state, upd.state
+		FROM r JOIN cur ON cur.id = r.monitor_id LEFT JOIN upd ON upd.id = r.monitor_id
 		ORDER BY r.n`,
 		monitorIDs, jobIDs, checkedAt, durations, codes, oks, kinds, texts, bodies, realtime.Channel, EventCheckResult)
 	if err != nil {
-		return nil, fmt.Errorf("record %d results: %w", n, err)
+		return nil, nil, fmt.Errorf("record %d results: %w", n, err)
 	}
-	ids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (int64, error) {
-		var id int64
-		return id, row.Scan(&id, nil)
+	type stored struct {
+		id          int64
+		owner       int64
+		prior, next *State // set when the result's monitor's state was written
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (stored, error) {
+		var st stored
+		return st, row.Scan(&st.id, nil, &st.owner, &st.prior, &st.next)
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
-		return nil, fmt.Errorf("record %d results: %w", n, ErrMonitorGone)
+		return nil, nil, fmt.Errorf("record %d results: %w", n, ErrMonitorGone)
 	}
 	if errors.As(err, &pgErr) && pgErr.Code == pgerrcode.CheckViolation && strings.HasPrefix(pgErr.Message, "no partition") {
 		// Dropped by another process since this one saw it: a retry creates it again.
 		s.parts.forget(checkedAt)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("record %d results: %w", n, err)
+		return nil, nil, fmt.Errorf("record %d results: %w", n, err)
 	}
-	if len(ids) != n {
-		return nil, fmt.Errorf("record %d results: %d stored", n, len(ids))
+	if len(out) != n {
+		return nil, nil, fmt.Errorf("record %d results: %d stored", n, len(out))
 	}
-	return ids, nil
+	ids := make([]int64, n)
+	flipped := map[int64]StateChange{}
+	for i, st := range out {
+		ids[i] = st.id
+		if st.prior != nil && st.next != nil && *st.prior != *st.next {
+			flipped[rs[i].MonitorID] = StateChange{MonitorID: rs[i].MonitorID, OwnerID: st.owner, From: *st.prior, To: *st.next}
+		}
+	}
+	return ids, stateChanges(flipped, rs, ids), nil
 }
 
 // ErrMonitorGone means the monitor was deleted while its check ran.
