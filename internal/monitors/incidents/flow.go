@@ -26,8 +26,8 @@ import (
 // The re-checks are a chord's header and decide its callback: it opens
 // the incident when most re-checks failed and the monitor is still down.
 // The notifications depend on the decision only, not on each other: a
-// channel that keeps failing (River backs off for over an hour) must not
-// hold back the others.
+// channel that keeps failing (River backs off for over half an hour) must
+// not hold back the others.
 
 // Workflow kinds.
 const (
@@ -109,8 +109,9 @@ func (s *Service) define(reg *workflow.Registry) {
 const notifyTimeout = 30 * time.Second
 
 // confirmTimeout is the deadline of an incident's workflows: the
-// re-checks, and every notification's retries.
-const confirmTimeout = 3 * time.Hour
+// re-checks, and every notification's retries (NotifyAttempts). No
+// workflow runs longer than an hour (BeaconWorkflowStuck).
+const confirmTimeout = time.Hour
 
 func (s *Service) recheck(ctx context.Context, a RecheckArgs, _ []struct{}) (Recheck, error) {
 	if s.rechecker == nil {

@@ -129,6 +129,7 @@ const (
 	// PublicWindow is how long a resolved incident stays on a status page.
 	PublicWindow = 14 * 24 * time.Hour
 	// NotifyAttempts is how many times a notification is tried, River
-	// backing off between tries (about 78 minutes in all).
-	NotifyAttempts = 8
+	// backing off between tries (attempt⁴ seconds: about 38 minutes in
+	// all, inside the workflow's one-hour deadline).
+	NotifyAttempts = 7
 )

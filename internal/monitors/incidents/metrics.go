@@ -41,6 +41,18 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notifications counter: %w", err)
 	}
+	// Every series exists from the start, at 0: a rate sees the first
+	// event, and an alert on it can fire on the first failure.
+	ctx := context.Background()
+	opened.Add(ctx, 0)
+	for _, outcome := range []string{"confirmed", "dismissed"} {
+		confirmations.Add(ctx, 0, metric.WithAttributes(attribute.String("outcome", outcome)))
+	}
+	for _, kind := range []string{ChannelWebhook, ChannelEmail} {
+		for _, outcome := range []string{"delivered", "failed"} {
+			sent.Add(ctx, 0, metric.WithAttributes(attribute.String("channel", kind), attribute.String("outcome", outcome)))
+		}
+	}
 	return &Metrics{openedN: opened, confirmationsN: confirmations, sentN: sent}, nil
 }
 
