@@ -688,6 +688,11 @@ func startStack(t *testing.T, dbURL string) *stack {
 			"BEACON_HTTP_ADDR=" + s.addr["api"], "BEACON_OPS_ADDR=" + s.addr["ops-"+role], "BEACON_DASHBOARD_ADDR=" + s.addr["dashboard"],
 			"BEACON_API_URL=http://" + s.addr["api"],
 			"BEACON_CHECK_ALLOW_CIDRS=127.0.0.0/8", "BEACON_SCHEDULER_INTERVAL=1s", "BEACON_LOG_FORMAT=json",
+			// The one sign-in's token outlives the run (default 15 minutes): the
+			// workflow driver (startWorkflows) uses it to the end.
+			"BEACON_ACCESS_TOKEN_TTL=1h",
+			// Incidents open within seconds of a monitor going down.
+			"BEACON_INCIDENT_CONFIRMATIONS=2", "BEACON_INCIDENT_CONFIRM_SPACING=1s",
 			"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + s.addr["otlp"], "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
 			"OTEL_BSP_SCHEDULE_DELAY=200", "OTEL_BLRP_SCHEDULE_DELAY=200", "OTEL_METRIC_EXPORT_INTERVAL=2000",
 			"OTEL_RESOURCE_ATTRIBUTES=deployment.environment=e2e",
@@ -784,6 +789,83 @@ func (s *stack) drive(ids ...string) {
 		s.api(http.MethodGet, "/v1/monitors/999999", "")                      // 404
 		s.api(http.MethodPost, "/v1/monitors", `{"name":"","url":"ftp://x"}`) // 422
 	}
+}
+
+// demoWorkflows are the workflows the run starts, through the API, over and
+// over: every demo kind, and a chain whose second step fails (the failure
+// panels and BeaconWorkflowsFailing: half of demo.chain's workflows fail).
+var demoWorkflows = []struct{ spec, state string }{
+	{`{"kind":"chain","n":3}`, "succeeded"},
+	{`{"kind":"group","n":3}`, "succeeded"},
+	{`{"kind":"chord","n":3}`, "succeeded"},
+	{`{"kind":"chain","n":3,"fail_step":2}`, "failed"},
+}
+
+// startWorkflows runs demoWorkflows once, checking that each ends as
+// expected, then again every few seconds until the test ends: duration
+// quantiles and ratios need workflows ending within each rate window, and the
+// failure alert a sustained share of failures. Workflow metrics: started
+// counted by the API, ended and the gauges by the worker.
+func (s *stack) startWorkflows() {
+	s.t.Helper()
+	for _, w := range demoWorkflows {
+		code, m := s.api(http.MethodPost, "/v1/workflows/demo?wait=30", w.spec)
+		require.Contains(s.t, []int{http.StatusOK, http.StatusAccepted}, code, "start demo workflow %s: %v", w.spec, m)
+		id := fmt.Sprint(int64(m["id"].(float64)))
+		waitFor(s.t, time.Minute, "demo workflow "+id+" "+w.spec+" ends", func() string {
+			if m["state"] != "running" {
+				return ""
+			}
+			_, m = s.api(http.MethodGet, "/v1/workflows/"+id, "")
+			return fmt.Sprintf("workflow: %v", m)
+		})
+		require.Equal(s.t, w.state, m["state"], "demo workflow %s: %v", w.spec, m)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var last atomic.Value // the last unexpected answer, for the log
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			for _, w := range demoWorkflows {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.beacon+"/v1/workflows/demo?wait=30", strings.NewReader(w.spec))
+				if err != nil {
+					last.Store(err.Error())
+					return
+				}
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+s.token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					last.Store(err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+					last.Store(fmt.Sprintf("%s: %d %s", w.spec, resp.StatusCode, body))
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	s.t.Cleanup(func() {
+		cancel()
+		<-done
+		if v := last.Load(); v != nil {
+			s.t.Logf("workflow driver, last unexpected answer: %v", v)
+		}
+	})
 }
 
 // ---- Prometheus' API.
@@ -902,6 +984,7 @@ var alertsNotDriven = map[string]string{
 	"BeaconJobBacklogOld":            "needs a job waiting over 5 minutes, then 5 more minutes",
 	"BeaconCollectorRefusingData":    "needs the memory limiter to refuse data (80% of the cgroup's memory) for 5 minutes",
 	"BeaconPostgresVacuumLagging":    "needs 30 minutes of over 10000 dead rows that autovacuum does not reclaim",
+	"BeaconWorkflowStuck":            "needs a workflow still running 65 minutes after it started, past every deadline in use: the engine ends each by its deadline",
 }
 
 // ---- The test.
@@ -924,11 +1007,19 @@ func TestTelemetryContract(t *testing.T) {
 	require.NoError(t, err)
 
 	s := startStack(t, dbURL)
+	s.startWorkflows()
 	up := startTarget(t, http.StatusOK)
 	down := startTarget(t, http.StatusInternalServerError)
 	var flipStatus atomic.Int32
 	flipStatus.Store(http.StatusOK)
 	flip := startFlippingTarget(t, &flipStatus)
+
+	// A webhook that refuses every delivery (410: given up at once): the
+	// "down" monitor's incident opens and its notification fails
+	// (BeaconNotificationsFailing, the incident panels).
+	gone := startTarget(t, http.StatusGone)
+	code, ch := s.api(http.MethodPost, "/v1/channels", fmt.Sprintf(`{"kind":"webhook","name":"refuses","url":%q}`, gone))
+	require.Equal(t, http.StatusCreated, code, "%v", ch)
 
 	ids := []string{s.createMonitor("up", up), s.createMonitor("down", down)}
 	flipID := s.createMonitor("flips", flip)
@@ -959,7 +1050,7 @@ func TestTelemetryContract(t *testing.T) {
 			require.NoError(t, err, "alert %s does not parse on Prometheus: %s", r.Alert, r.Expr)
 			// Every selector names series that exist: a renamed metric or
 			// label would otherwise make the alert silently unable to fire.
-			for _, sel := range selectorPattern.FindAllString(r.Expr, -1) {
+			for _, sel := range slices.Compact(slices.Sorted(slices.Values(selectorPattern.FindAllString(r.Expr, -1)))) {
 				_, n, err := s.query("count(" + sel + ")")
 				require.NoError(t, err)
 				require.Positive(t, n, "alert %s selects nothing: %s", r.Alert, sel)

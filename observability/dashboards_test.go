@@ -401,6 +401,10 @@ func TestDashboardsLint(t *testing.T) {
 		{`otelcol_exporter_enqueue_failed_spans`, "BeaconCollectorQueueFull"},
 		{`otelcol_exporter_enqueue_failed_log_records`, "BeaconCollectorQueueFull"},
 		{`otelcol_exporter_enqueue_failed_metric_points`, "BeaconCollectorQueueFull"},
+		// Workflows and incidents (dashboard workflows.json).
+		{`beacon_workflows_oldest_running_age_seconds`, "BeaconWorkflowStuck"},
+		{`beacon_workflows_finished_total`, "BeaconWorkflowsFailing"},
+		{`beacon_notifications_sent_total`, "BeaconNotificationsFailing"},
 	} {
 		require.NotEmpty(t, all[want.metric], "no panel shows %s", want.metric)
 		if want.alert != "" {
