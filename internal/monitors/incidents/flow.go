@@ -14,6 +14,7 @@ import (
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/monitors/incidents/incidentsdb"
 	"github.com/beaconhq/beacon/internal/notify"
 	"github.com/beaconhq/beacon/internal/workflow"
 )
@@ -144,8 +145,8 @@ func (s *Service) decide(ctx context.Context, a DecideArgs, checks []Recheck) (D
 	}
 	var opened bool
 	err := database.InTx(ctx, s.workPool, func(ctx context.Context, tx pgx.Tx) error {
-		var state monitors.State
-		err := tx.QueryRow(ctx, `SELECT state FROM monitors WHERE id = $1 AND owner_id = $2`, a.MonitorID, a.OwnerID).Scan(&state)
+		db := incidentsdb.New(tx)
+		state, err := db.MonitorState(ctx, incidentsdb.MonitorStateParams{ID: a.MonitorID, OwnerID: a.OwnerID})
 		if errors.Is(err, pgx.ErrNoRows) {
 			d.Why = "the monitor was deleted"
 			return nil
@@ -157,7 +158,7 @@ func (s *Service) decide(ctx context.Context, a DecideArgs, checks []Recheck) (D
 		case d.Failed*2 <= d.Of:
 			d.Why = fmt.Sprintf("%d of %d re-checks failed: not an outage", d.Failed, d.Of)
 			return nil
-		case state != monitors.StateDown:
+		case monitors.State(state) != monitors.StateDown:
 			d.Why = "the monitor recovered during the confirmation"
 			return nil
 		}
@@ -165,22 +166,18 @@ func (s *Service) decide(ctx context.Context, a DecideArgs, checks []Recheck) (D
 		d.Why = fmt.Sprintf("%d of %d re-checks failed", d.Failed, d.Of)
 		carrier := propagation.MapCarrier{}
 		propagation.TraceContext{}.Inject(ctx, carrier)
-		err = tx.QueryRow(ctx, `
-			INSERT INTO incidents (monitor_id, owner_id, cause, detected_at, workflow_id, traceparent)
-			VALUES ($1, $2, $3, $4, $5, nullif($6, ''))
-			ON CONFLICT (monitor_id) WHERE state <> 'resolved' DO NOTHING
-			RETURNING id`,
-			a.MonitorID, a.OwnerID, truncate(a.Cause, MaxCause), a.DetectedAt, info.WorkflowID, carrier["traceparent"]).Scan(&d.IncidentID)
+		d.IncidentID, err = db.OpenIncident(ctx, incidentsdb.OpenIncidentParams{MonitorID: a.MonitorID, OwnerID: a.OwnerID,
+			Cause: truncate(a.Cause, MaxCause), DetectedAt: a.DetectedAt, WorkflowID: info.WorkflowID,
+			Traceparent: carrier["traceparent"]})
 		if errors.Is(err, pgx.ErrNoRows) {
 			// An incident is already open: this workflow's own (a rerun),
 			// or another's, which notified already.
-			var wf int64
-			err = tx.QueryRow(ctx, `SELECT id, workflow_id FROM incidents WHERE monitor_id = $1 AND state <> 'resolved'`,
-				a.MonitorID).Scan(&d.IncidentID, &wf)
+			open, err := db.ActiveIncident(ctx, a.MonitorID)
 			if err != nil {
 				return fmt.Errorf("read the open incident of monitor %d: %w", a.MonitorID, err)
 			}
-			if wf != info.WorkflowID {
+			d.IncidentID = open.ID
+			if open.WorkflowID != info.WorkflowID {
 				d.Confirmed, d.Why = false, fmt.Sprintf("incident %d was already open", d.IncidentID)
 			}
 			return nil
@@ -236,12 +233,12 @@ func (s *Service) notifyStep(ctx context.Context, a NotifyArgs, in []Decision) (
 		if inc, err = getIncident(ctx, tx, 0, id); err != nil {
 			return err
 		}
-		var owner int64
-		if err := tx.QueryRow(ctx, `SELECT i.owner_id, m.url FROM incidents i JOIN monitors m ON m.id = i.monitor_id WHERE i.id = $1`,
-			id).Scan(&owner, &url); err != nil {
+		target, err := incidentsdb.New(tx).IncidentTarget(ctx, id)
+		if err != nil {
 			return err
 		}
-		ch, err = getChannel(ctx, tx, owner, a.ChannelID)
+		url = target.Url
+		ch, err = getChannel(ctx, tx, target.OwnerID, a.ChannelID)
 		return err
 	})
 	switch {

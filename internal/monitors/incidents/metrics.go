@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/beaconhq/beacon/internal/monitors/incidents/incidentsdb"
 )
 
 const meterName = "github.com/beaconhq/beacon/internal/monitors/incidents"
@@ -86,8 +88,8 @@ func ObserveOpen(mp metric.MeterProvider, pool *pgxpool.Pool) (metric.Registrati
 	return meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		var n int64
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM incidents WHERE state <> 'resolved'`).Scan(&n); err != nil {
+		n, err := incidentsdb.New(pool).CountOpenIncidents(ctx)
+		if err != nil {
 			otel.Handle(fmt.Errorf("open incidents: %w", err))
 			return nil
 		}

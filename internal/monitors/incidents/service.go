@@ -17,6 +17,7 @@ import (
 	"github.com/beaconhq/beacon/internal/apperr"
 	"github.com/beaconhq/beacon/internal/database"
 	"github.com/beaconhq/beacon/internal/monitors"
+	"github.com/beaconhq/beacon/internal/monitors/incidents/incidentsdb"
 	"github.com/beaconhq/beacon/internal/notify"
 	"github.com/beaconhq/beacon/internal/page"
 	"github.com/beaconhq/beacon/internal/workflow"
@@ -150,10 +151,7 @@ func (s *Service) addNotifications(ctx context.Context, tx pgx.Tx, g *workflow.G
 }
 
 func (s *Service) recover(ctx context.Context, tx pgx.Tx, c monitors.StateChange) error {
-	var id int64
-	err := tx.QueryRow(ctx, `
-		UPDATE incidents SET state = 'resolved', resolved_at = now(), resolution = 'recovered'
-		WHERE monitor_id = $1 AND state <> 'resolved' RETURNING id`, c.MonitorID).Scan(&id)
+	id, err := incidentsdb.New(tx).ResolveRecovered(ctx, c.MonitorID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -172,8 +170,8 @@ func (s *Service) resolved(ctx context.Context, tx pgx.Tx, owner, id int64, deta
 	if err := publish(ctx, tx, owner, id); err != nil {
 		return err
 	}
-	var traceparent *string
-	if err := tx.QueryRow(ctx, `SELECT traceparent FROM incidents WHERE id = $1`, id).Scan(&traceparent); err != nil {
+	traceparent, err := incidentsdb.New(tx).IncidentTraceparent(ctx, id)
+	if err != nil {
 		return err
 	}
 	if traceparent != nil {
@@ -190,7 +188,7 @@ func (s *Service) resolved(ctx context.Context, tx pgx.Tx, owner, id int64, deta
 	if g.Len() == 0 {
 		return nil
 	}
-	_, err := s.eng.Start(database.WithTx(ctx, tx), workflow.Start{Kind: KindNotify, OwnerID: owner,
+	_, err = s.eng.Start(database.WithTx(ctx, tx), workflow.Start{Kind: KindNotify, OwnerID: owner,
 		Policy: workflow.Continue, Timeout: confirmTimeout, Graph: g})
 	return err
 }
@@ -273,8 +271,8 @@ func (s *Service) Acknowledge(ctx context.Context, owner, user, id int64) (Incid
 		case StateResolved:
 			return ErrResolved
 		case StateOpen:
-			if _, err := tx.Exec(ctx, `UPDATE incidents SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = $2
-				WHERE id = $1`, id, user); err != nil {
+			err := incidentsdb.New(tx).AcknowledgeIncident(ctx, incidentsdb.AcknowledgeIncidentParams{ID: id, UserID: user})
+			if err != nil {
 				return err
 			}
 			if err := addEvent(ctx, tx, id, EventAcknowledged, "acknowledged"); err != nil {
@@ -301,8 +299,7 @@ func (s *Service) Resolve(ctx context.Context, owner, user, id int64) (Incident,
 		if cur == StateResolved {
 			return ErrResolved
 		}
-		if _, err := tx.Exec(ctx, `UPDATE incidents SET state = 'resolved', resolved_at = now(), resolution = 'manual',
-			resolved_by = $2 WHERE id = $1`, id, user); err != nil {
+		if err := incidentsdb.New(tx).ResolveIncident(ctx, incidentsdb.ResolveIncidentParams{ID: id, UserID: user}); err != nil {
 			return err
 		}
 		if err := s.resolved(ctx, tx, owner, id, "resolved by hand"); err != nil {
@@ -315,12 +312,11 @@ func (s *Service) Resolve(ctx context.Context, owner, user, id int64) (Incident,
 }
 
 func lockIncident(ctx context.Context, tx pgx.Tx, owner, id int64) (State, error) {
-	var st State
-	err := tx.QueryRow(ctx, `SELECT state FROM incidents WHERE id = $1 AND owner_id = $2 FOR UPDATE`, id, owner).Scan(&st)
+	st, err := incidentsdb.New(tx).LockIncident(ctx, incidentsdb.LockIncidentParams{ID: id, OwnerID: owner})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", errNoIncident
 	}
-	return st, err
+	return State(st), err
 }
 
 // PublicIncidents are the incidents of the monitor published as slug, for
@@ -386,25 +382,24 @@ func (s *Service) CreateChannel(ctx context.Context, owner int64, spec ChannelSp
 	}
 	var out NewChannel
 	err := database.InTx(ctx, s.pool, func(ctx context.Context, tx pgx.Tx) error {
+		db := incidentsdb.New(tx)
 		// Under the owner's lock, so that concurrent creations respect the limit.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('notification_channels', $1))`, owner); err != nil {
+		if err := db.LockOwnerChannels(ctx, owner); err != nil {
 			return err
 		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM notification_channels WHERE owner_id = $1`, owner).Scan(&n); err != nil {
+		n, err := db.CountChannels(ctx, owner)
+		if err != nil {
 			return err
 		}
 		if n >= MaxChannelsPerUser {
 			return apperr.Errorf(apperr.Conflict, "you have %d channels, the most allowed: delete one first", n)
 		}
-		c, err := scanChannel(tx.QueryRow(ctx, `
-			INSERT INTO notification_channels (owner_id, kind, name, target, secret)
-			VALUES ($1, $2, $3, $4, nullif($5, '')) RETURNING `+channelColumns,
-			owner, spec.Kind, spec.Name, target, secret))
+		r, err := db.InsertChannel(ctx, incidentsdb.InsertChannelParams{OwnerID: owner, Kind: spec.Kind, Name: spec.Name,
+			Target: target, Secret: secret})
 		if err != nil {
 			return fmt.Errorf("create channel: %w", err)
 		}
-		out = NewChannel{Channel: c.Channel, Secret: secret}
+		out = NewChannel{Channel: channelOf(incidentsdb.GetChannelRow(r)).Channel, Secret: secret}
 		return nil
 	})
 	return out, err
@@ -443,11 +438,11 @@ func (s *Service) Channels(ctx context.Context, owner int64, req page.Request) (
 // DeleteChannel deletes owner's channel; notifications not yet sent to it
 // are skipped.
 func (s *Service) DeleteChannel(ctx context.Context, owner, id int64) error {
-	tag, err := database.Q(ctx, s.pool).Exec(ctx, `DELETE FROM notification_channels WHERE id = $1 AND owner_id = $2`, id, owner)
+	n, err := incidentsdb.New(database.Q(ctx, s.pool)).DeleteChannel(ctx, incidentsdb.DeleteChannelParams{ID: id, OwnerID: owner})
 	if err != nil {
 		return fmt.Errorf("delete channel %d: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return errNoChannel
 	}
 	return nil
