@@ -248,6 +248,8 @@ test('3. a failing chain shows its failed step, and why', { timeout: TEST_MS }, 
   await page.getByTestId('demo-policy').selectOption('fail_fast');
   await page.getByTestId('demo-run').click();
   await page.getByTestId('dag').waitFor({ state: 'visible' });
+  const id = page.url().match(/#\/workflows\/(\d+)$/)?.[1];
+  assert.ok(id, `after running the demo, the page is ${page.url()}`);
 
   const end = await waitUntil(async () => {
     const st = await nodeStates(page);
@@ -266,10 +268,12 @@ test('3. a failing chain shows its failed step, and why', { timeout: TEST_MS }, 
   assert.match(await page.getByTestId('step-state').innerText(), /failed/);
   await shot(page, 'chain-failed');
 
-  // The list shows both, newest first, and filters by state.
+  // The list shows it failed (other tests' monitors may start incident
+  // workflows meanwhile: find it by id), and filters by state.
   await page.goto(`${DASH}/#/workflows`);
-  await page.getByTestId('workflow-row').first().waitFor({ state: 'visible' });
-  assert.equal(await page.getByTestId('workflow-row').first().getAttribute('data-state'), 'failed');
+  const row = page.locator(`[data-testid="workflow-row"][data-workflow-id="${id}"]`);
+  await row.waitFor({ state: 'visible' });
+  assert.equal(await row.getAttribute('data-state'), 'failed');
   await page.getByTestId('workflow-filter-state').selectOption('succeeded');
   await waitUntil(async () => {
     const states = await page.getByTestId('workflow-row').evaluateAll((rs) => rs.map((r) => r.dataset.state));
